@@ -1,0 +1,79 @@
+"""Frozen, strict configuration, hashed into provenance.
+
+Unknown keys are an error, every number has a documented range, and
+:meth:`LogConfig.digest` is the SHA-256 of the config's canonical JSON (sorted keys), so
+any artifact can name exactly the settings it was built with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar
+
+import msgspec
+
+from buff_dataplane.core.errors import ConfigError
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class _Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # name -> (low, high), inclusive; checked in __post_init__.
+    _ranges: ClassVar[dict[str, tuple[int, int]]] = {}
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in sorted(self._ranges.items()):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"config {name}={value!r} is out of range: expected {low}..{high}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = msgspec.to_builtins(self, order="sorted")
+        return out
+
+    def canonical_json(self) -> bytes:
+        return msgspec.json.encode(self, order="sorted")
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical_json()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: object) -> _Config:
+        try:
+            return msgspec.convert(data, cls)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{cls.__name__}: {exc}") from exc
+
+
+class LogConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Settings of the raw event log writer.
+
+    group_commit_ms / group_commit_events: a group commit (journal append + fsync) happens
+    when the oldest pending event is this old, or this many events are pending.
+    segment_max_events / segment_max_bytes / segment_max_age_s: a segment is sealed when
+    any is reached (bytes count payloads; age is on the ingest clock of the stored events).
+    roll_on_utc_day: a segment never spans two UTC days of ingest time.
+    max_payload_bytes: a larger payload is refused.
+    zstd_level: compression of sealed Parquet segments.
+    """
+
+    _ranges: ClassVar[dict[str, tuple[int, int]]] = {
+        "group_commit_ms": (1, 60_000),
+        "group_commit_events": (1, 1_000_000),
+        "segment_max_events": (1, 50_000_000),
+        "segment_max_bytes": (1 * KIB, 4096 * MIB),
+        "segment_max_age_s": (1, 86_400),
+        "max_payload_bytes": (16, 64 * MIB),
+        "zstd_level": (1, 22),
+    }
+
+    group_commit_ms: int = 100
+    group_commit_events: int = 10_000
+    segment_max_events: int = 1_000_000
+    segment_max_bytes: int = 256 * MIB
+    segment_max_age_s: int = 3_600
+    roll_on_utc_day: bool = True
+    max_payload_bytes: int = 1 * MIB
+    fsync: bool = True
+    zstd_level: int = 9

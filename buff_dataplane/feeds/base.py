@@ -1,0 +1,84 @@
+"""What every venue parser returns, and the interface a venue parser offers.
+
+A parser is pure: ``parse`` gets the exact bytes of one message and returns a frozen
+:class:`Parsed`, or raises :class:`~buff_dataplane.core.errors.PayloadRejected` with a short
+snake_case reason (the caller quarantines the payload under that reason). Reasons used by
+the parsers in this package:
+
+=========================  ===============================================================
+``not_json``               the bytes are not one JSON document (truncated, bad UTF-8, ...)
+``unknown_message``        valid JSON, but not a message shape this venue's parser knows
+``bad_field``              a known shape with a missing, mistyped or out-of-range field
+``stream_symbol_mismatch`` a combined-stream wrapper names another symbol than its data
+``stream_kind_mismatch``   a combined-stream wrapper names another stream than its data
+``unsupported_instrument`` a symbol this product does not map (delivery contract, unknown quote)
+=========================  ===============================================================
+
+Times are integer UTC epoch milliseconds; prices and sizes are exact :class:`~decimal.Decimal`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+TAKER_SIDES: tuple[str, ...] = ("buy", "sell")
+
+
+class Trade(msgspec.Struct, frozen=True, kw_only=True):
+    """One trade print as the venue reported it.
+
+    ``trade_id`` is the venue's id of the print (Binance aggTrade ``a``, trade ``t``).
+    ``first_trade_id`` / ``last_trade_id`` are the raw trade ids an aggregated print covers
+    (Binance aggTrade ``f`` / ``l``), None for an unaggregated trade.
+    """
+
+    trade_id: int
+    price: Decimal
+    size: Decimal
+    taker_side: str
+    ts_ms: int
+    first_trade_id: int | None
+    last_trade_id: int | None
+
+
+class Parsed(msgspec.Struct, frozen=True, kw_only=True):
+    """The parser's summary of one message.
+
+    ``kind`` names the message shape (venue-specific, e.g. ``aggTrade``); ``channel`` is one
+    of :data:`buff_dataplane.core.ids.CHANNELS`. ``venue_symbol`` / ``symbol`` are None when
+    the message names no instrument (acks, errors, a REST depth snapshot).
+    ``event_ts_exchange_ms`` is None only when the message carries no time at all.
+    ``trade`` is set exactly when ``channel == "trade"``.
+    """
+
+    kind: str
+    channel: str
+    venue_symbol: str | None
+    symbol: str | None
+    event_ts_exchange_ms: int | None
+    trade: Trade | None = None
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """A venue's message parser and instrument mapping."""
+
+    @property
+    def venue(self) -> str:
+        """The venue id, e.g. ``binance-usdm``."""
+        ...
+
+    def parse(self, payload: bytes) -> Parsed:
+        """Parse one message; raise PayloadRejected(reason, detail) if it is out of contract."""
+        ...
+
+    def to_canonical(self, venue_symbol: str) -> str:
+        """The canonical key of a venue symbol (``BTCUSDT`` -> ``BTC-USDT-PERP``)."""
+        ...
+
+    def to_venue(self, symbol: str) -> str:
+        """The venue symbol of a canonical key; the inverse of :meth:`to_canonical`."""
+        ...

@@ -1,0 +1,1 @@
+"""Pipeline: wiring of feeds and storage (import, and later capture, canonicalize, replay)."""

@@ -1,0 +1,159 @@
+"""Where things live in a data directory, and the checks made before touching it.
+
+::
+
+    <root>/
+      BUFF_DATA                      marker: this directory belongs to buff (layout version)
+      .lock                          flock held by the one writing process
+      imports.jsonl                  one line per imported capture file (its SHA-256, counts)
+      log/<venue>/<channel>/<symbol>/
+        manifest.jsonl               hash-chained, one line per sealed segment
+        journal.wal                  write-ahead journal of committed, unsealed events
+        segments/<from>-<to>.parquet sealed, read-only, named by ingest_seq range (20 digits)
+      quarantine/<venue>/<YYYY-MM-DD>.jsonl   refused payloads with their reason
+      quarantine/torn/...            torn journal tails cut off by recovery, kept as evidence
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+from pathlib import Path
+
+from buff_dataplane.core.errors import StorageError, ValidationError
+from buff_dataplane.core.ids import StreamId
+
+MARKER = "BUFF_DATA"
+LAYOUT_VERSION = 1
+LOCK = ".lock"
+LOG_DIR = "log"
+QUARANTINE_DIR = "quarantine"
+IMPORTS = "imports.jsonl"
+MANIFEST = "manifest.jsonl"
+JOURNAL = "journal.wal"
+SEGMENTS = "segments"
+TMP_PREFIX = ".tmp-"
+
+_SEGMENT_RE = re.compile(r"(\d{20})-(\d{20})\.parquet")
+
+
+def stream_dir(root: Path, sid: StreamId) -> Path:
+    return root / LOG_DIR / sid.venue / sid.channel / sid.symbol
+
+
+def segment_name(seq_from: int, seq_to: int) -> str:
+    return f"{seq_from:020d}-{seq_to:020d}.parquet"
+
+
+def parse_segment_name(name: str) -> tuple[int, int] | None:
+    match = _SEGMENT_RE.fullmatch(name)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def _is_data_dir(path: Path) -> bool:
+    return (path / MARKER).is_file()
+
+
+def resolve_root(data: str | os.PathLike[str], *, create: bool) -> Path:
+    """Validate ``data`` as a data directory; with ``create``, make it (and the marker).
+
+    Refuses, with a ValidationError and before writing anything: a path that is a file,
+    a non-empty directory that is not a buff data directory, a directory that cannot be
+    written (probed by creating a file, so it holds for root and read-only mounts too),
+    and, for readers, a directory that does not exist.
+    """
+    text = os.fspath(data)
+    if not text or "\x00" in text:
+        raise ValidationError(f"invalid data dir {text!r}")
+    if text.startswith("s3://"):
+        raise ValidationError(f"data dir {text}: object storage is not supported by this build")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise ValidationError(f"data dir {path} is not a directory")
+    if not create:
+        if not path.is_dir():
+            raise ValidationError(f"data dir {path} does not exist")
+        if not _is_data_dir(path):
+            raise ValidationError(f"data dir {path} is not a buff data directory (no {MARKER})")
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(f"data dir {path} cannot be created: {exc.strerror}") from exc
+    if not _is_data_dir(path):
+        if any(path.iterdir()):
+            raise ValidationError(
+                f"data dir {path} is not empty and is not a buff data directory; "
+                "refusing to write into it"
+            )
+    _probe_writable(path)
+    if not _is_data_dir(path):
+        body = json.dumps({"format": "buff-data", "layout_version": LAYOUT_VERSION}) + "\n"
+        write_file_atomic(path / MARKER, body.encode(), fsync=True)
+    return path
+
+
+def _probe_writable(path: Path) -> None:
+    probe = path / f"{TMP_PREFIX}probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ValidationError(f"data dir {path} is not writable: {exc.strerror}") from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path: Path, data: bytes, *, fsync: bool, read_only: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temp file; never replaces an existing file.
+
+    The temp file is written, fsynced and (optionally) made read-only, then hard-linked to
+    its final name, which fails if that name exists: an existing name is an error, never
+    an overwrite. The directory is fsynced so the new name survives a crash.
+    """
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as exc:
+        raise StorageError(f"cannot create {tmp}: {exc.strerror}") from exc
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if fsync:
+            os.fsync(fd)
+        if read_only:
+            os.fchmod(fd, 0o444)
+    except OSError as exc:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StorageError(f"cannot write {tmp}: {exc.strerror}") from exc
+    os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        os.unlink(tmp)
+        raise
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.errno == errno.EEXIST:  # pragma: no cover - FileExistsError covers it
+            raise FileExistsError(str(path)) from exc
+        raise StorageError(f"cannot publish {path}: {exc.strerror}") from exc
+    os.unlink(tmp)
+    if fsync:
+        fsync_dir(path.parent)

@@ -1,0 +1,637 @@
+"""The raw event log: per-stream writers, group commit, sealing, crash recovery.
+
+``open_log(root)`` takes the data directory's write lock, recovers every stream left by
+a crash (journal -> sealed segment, torn tails cut and kept as evidence), and hands out
+one :class:`StreamWriter` per stream. A writer assigns ``ingest_seq`` (dense and strictly
+increasing per stream, continuing across restarts), hashes payloads, and appends them to
+the journal in group commits; an event is acknowledged once its group commit returned.
+Only acknowledged events survive a crash, and only they ever held an ingest_seq that a
+reader can see, so no seq visible in the log is ever reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from buff_dataplane.core.config import LogConfig
+from buff_dataplane.core.errors import (
+    ImmutabilityError,
+    IntegrityError,
+    LockedError,
+    StorageError,
+    ValidationError,
+)
+from buff_dataplane.core.events import (
+    MAX_TS_MS,
+    MIN_TS_MS,
+    SCHEMA_VERSION,
+    SOURCES,
+    payload_digest,
+    utc_day,
+)
+from buff_dataplane.core.ids import StreamId
+from buff_dataplane.storage import layout
+from buff_dataplane.storage.journal import JournalWriter, read_journal
+from buff_dataplane.storage.manifest import (
+    MANIFEST_VERSION,
+    ManifestEntry,
+    append_entry,
+    genesis,
+    line_hash,
+    read_manifest,
+    truncate_torn_tail,
+)
+from buff_dataplane.storage.quarantine import Quarantine
+from buff_dataplane.storage.segment import (
+    RAW_SCHEMA,
+    encode_segment,
+    file_sha256,
+    read_segment,
+    write_segment,
+)
+
+Clock = Callable[[], int]
+
+
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+@dataclass
+class RecoveryReport:
+    stream_id: str
+    recovered_events: int = 0
+    torn_journal_bytes: int = 0
+    torn_manifest_bytes: int = 0
+    adopted_segment: str | None = None
+    removed_temp_files: list[str] = field(default_factory=list)
+    sealed_segment: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"{self.stream_id}: recovered {self.recovered_events} events"]
+        if self.sealed_segment:
+            parts.append(f"sealed {self.sealed_segment}")
+        if self.torn_journal_bytes:
+            parts.append(f"dropped a torn journal tail of {self.torn_journal_bytes} bytes")
+        if self.torn_manifest_bytes:
+            parts.append(f"dropped a torn manifest tail of {self.torn_manifest_bytes} bytes")
+        if self.adopted_segment:
+            parts.append(f"adopted published segment {self.adopted_segment}")
+        if self.removed_temp_files:
+            parts.append(f"removed {len(self.removed_temp_files)} unpublished temp files")
+        return "; ".join(parts)
+
+
+def _table_stats(table: pa.Table) -> dict[str, int | None]:
+    ex = table.column("event_ts_exchange_ms")
+    ing = table.column("event_ts_ingest_ms")
+    return {
+        "ts_exchange_min": pc.min(ex).as_py(),
+        "ts_exchange_max": pc.max(ex).as_py(),
+        "ts_ingest_min": pc.min(ing).as_py(),
+        "ts_ingest_max": pc.max(ing).as_py(),
+        "payload_bytes": int(pc.sum(pc.binary_length(table.column("payload_raw"))).as_py() or 0),
+    }
+
+
+def _hash_column(table: pa.Table) -> list[bytes]:
+    return [bytes(x) for x in table.column("payload_sha256").to_pylist()]
+
+
+class StreamWriter:
+    """Appends events to one stream. Not thread-safe: one writer, one task."""
+
+    def __init__(
+        self, log: RawLog, sid: StreamId, entries: list[ManifestEntry], clock: Clock
+    ) -> None:
+        self._log = log
+        self.sid = sid
+        self.stream_id = str(sid)
+        self._cfg = log.config
+        self._clock = clock
+        self.dir = layout.stream_dir(log.root, sid)
+        self._last_entry = entries[-1] if entries else None
+        self.next_seq = self._last_entry.seq_to + 1 if self._last_entry else 1
+        self.durable_seq = self.next_seq - 1
+        self.sealed_seq = self.next_seq - 1
+        self._journal: JournalWriter | None = None
+        self._committed: list[pa.RecordBatch] = []
+        self._committed_rows = 0
+        self._committed_bytes = 0
+        self._segment_first_ingest: int | None = None
+        self._reset_pending()
+        self.closed = False
+
+    # -- appending ---------------------------------------------------------------------
+
+    def _reset_pending(self) -> None:
+        self._p_payload: list[bytes] = []
+        self._p_ts_ex: list[int | None] = []
+        self._p_ts_in: list[int] = []
+        self._p_source: list[str] = []
+        self._p_origin: list[str | None] = []
+        self._p_conn: list[int | None] = []
+        self._p_bytes = 0
+        self._pending_since = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._p_payload)
+
+    def append(
+        self,
+        payload: bytes,
+        ts_exchange_ms: int | None,
+        ts_ingest_ms: int,
+        *,
+        source: str = "ws",
+        origin: str | None = None,
+        conn_id: int | None = None,
+    ) -> int:
+        """Buffer one event and return its ingest_seq; it is durable after the next commit.
+
+        Invalid input raises ValidationError and leaves the writer exactly as it was.
+        """
+        if self.closed:
+            raise StorageError(f"writer for {self.stream_id} is closed")
+        if type(payload) is not bytes:
+            raise ValidationError(f"{self.stream_id}: payload must be bytes")
+        size = len(payload)
+        if size > self._cfg.max_payload_bytes:
+            raise ValidationError(
+                f"{self.stream_id}: payload of {size} bytes exceeds the limit of "
+                f"{self._cfg.max_payload_bytes} bytes"
+            )
+        if type(ts_ingest_ms) is not int or not MIN_TS_MS <= ts_ingest_ms <= MAX_TS_MS:
+            raise ValidationError(f"{self.stream_id}: ingest time {ts_ingest_ms!r} out of range")
+        if ts_exchange_ms is not None and (
+            type(ts_exchange_ms) is not int or not MIN_TS_MS <= ts_exchange_ms <= MAX_TS_MS
+        ):
+            raise ValidationError(
+                f"{self.stream_id}: exchange time {ts_exchange_ms!r} out of range"
+            )
+        if source not in SOURCES:
+            raise ValidationError(f"{self.stream_id}: source {source!r} is not one of {SOURCES}")
+        first = self._segment_first_ingest
+        if first is None:
+            self._segment_first_ingest = ts_ingest_ms
+        elif self._cfg.roll_on_utc_day and utc_day(ts_ingest_ms) != utc_day(first):
+            self.seal()
+            self._segment_first_ingest = ts_ingest_ms
+        if not self._p_payload:
+            self._pending_since = self._clock()
+        self._p_payload.append(payload)
+        self._p_ts_ex.append(ts_exchange_ms)
+        self._p_ts_in.append(ts_ingest_ms)
+        self._p_source.append(source)
+        self._p_origin.append(origin)
+        self._p_conn.append(conn_id)
+        self._p_bytes += size
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        n = len(self._p_payload)
+        if (
+            n >= self._cfg.group_commit_events
+            or self._committed_rows + n >= self._cfg.segment_max_events
+            or self._committed_bytes + self._p_bytes >= self._cfg.segment_max_bytes
+        ):
+            self.commit()
+        elif self._clock() - self._pending_since >= self._cfg.group_commit_ms:
+            self.commit()
+        return seq
+
+    def maybe_commit(self) -> int:
+        """Commit if the oldest pending event has waited the group-commit interval."""
+        if self._p_payload and self._clock() - self._pending_since >= self._cfg.group_commit_ms:
+            return self.commit()
+        return self.durable_seq
+
+    def commit(self) -> int:
+        """Make every pending event durable (journal + fsync); return the last durable seq."""
+        n = len(self._p_payload)
+        if n == 0:
+            return self.durable_seq
+        first_seq = self.durable_seq + 1
+        sha = hashlib.sha256
+        batch = pa.RecordBatch.from_arrays(
+            [
+                pa.array([self.stream_id] * n, pa.string()),
+                pa.array(range(first_seq, first_seq + n), pa.int64()),
+                pa.array(self._p_ts_ex, pa.int64()),
+                pa.array(self._p_ts_in, pa.int64()),
+                pa.array([self.sid.symbol] * n, pa.string()),
+                pa.array([self.sid.channel] * n, pa.string()),
+                pa.array(self._p_payload, pa.binary()),
+                pa.array([sha(p).digest() for p in self._p_payload], pa.binary(32)),
+                pa.array(self._p_source, pa.string()),
+                pa.array([SCHEMA_VERSION] * n, pa.int16()),
+                pa.array(self._p_origin, pa.string()),
+                pa.array(self._p_conn, pa.int64()),
+            ],
+            schema=RAW_SCHEMA,
+        )
+        if self._journal is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._journal = JournalWriter(
+                self.dir / layout.JOURNAL, self.stream_id, fsync=self._cfg.fsync
+            )
+        self._journal.append(batch)
+        self._committed.append(batch)
+        self._committed_rows += n
+        self._committed_bytes += self._p_bytes
+        self.durable_seq = first_seq + n - 1
+        self._reset_pending()
+        if self._should_seal():
+            self.seal()
+        return self.durable_seq
+
+    def _should_seal(self) -> bool:
+        if not self._committed:
+            return False
+        if self._committed_rows >= self._cfg.segment_max_events:
+            return True
+        if self._committed_bytes >= self._cfg.segment_max_bytes:
+            return True
+        first = self._segment_first_ingest
+        last = self._committed[-1].column("event_ts_ingest_ms")[-1].as_py()
+        return first is not None and last - first >= self._cfg.segment_max_age_s * 1000
+
+    # -- sealing -----------------------------------------------------------------------
+
+    def seal(self) -> ManifestEntry | None:
+        """Commit what is pending, then seal every committed event into one segment."""
+        self.commit()
+        if not self._committed:
+            return None
+        table = pa.Table.from_batches(self._committed, schema=RAW_SCHEMA)
+        entry = self._log._publish_segment(self.sid, table, self._last_entry)
+        self._last_entry = entry
+        self.sealed_seq = entry.seq_to
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        self._log._remove_journal(self.dir)
+        self._committed = []
+        self._committed_rows = 0
+        self._committed_bytes = 0
+        self._segment_first_ingest = None
+        return entry
+
+    def close(self) -> None:
+        if not self.closed:
+            self.seal()
+            self.closed = True
+
+
+class RawLog:
+    """An open data directory. Use :func:`open_log`."""
+
+    def __init__(self, root: Path, config: LogConfig, *, readonly: bool, clock: Clock) -> None:
+        self.root = root
+        self.config = config
+        self.readonly = readonly
+        self._clock = clock
+        self._writers: dict[str, StreamWriter] = {}
+        self._lock_fh: IO[bytes] | None = None
+        self.recovery: list[RecoveryReport] = []
+        self.quarantine = Quarantine(root / layout.QUARANTINE_DIR, fsync=config.fsync)
+        if not readonly:
+            self._take_lock()
+            try:
+                self._recover_all()
+            except BaseException:
+                self._release_lock()
+                raise
+
+    # -- lock --------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        path = self.root / layout.LOCK
+        fh = path.open("a+b")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().decode(errors="replace").strip() or "another process"
+            fh.close()
+            raise LockedError(
+                f"data dir {self.root} is locked by {holder}; two writers must never share it"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n".encode())
+        fh.flush()
+        self._lock_fh = fh
+
+    def _release_lock(self) -> None:
+        if self._lock_fh is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    # -- streams -----------------------------------------------------------------------
+
+    def stream_ids(self) -> list[StreamId]:
+        """Every stream with a directory under log/, sorted."""
+        base = self.root / layout.LOG_DIR
+        out: list[StreamId] = []
+        if not base.is_dir():
+            return out
+        for path in sorted(base.glob("*/*/*")):
+            if not path.is_dir():
+                continue
+            try:
+                out.append(StreamId.of(path.parent.parent.name, path.parent.name, path.name))
+            except ValidationError:
+                continue  # verify-log names stray directories
+        return out
+
+    def manifest(self, sid: StreamId) -> list[ManifestEntry]:
+        read = read_manifest(layout.stream_dir(self.root, sid) / layout.MANIFEST, str(sid))
+        if read.faults:
+            raise IntegrityError(read.faults[0] + " (run buff verify-log)")
+        return read.entries
+
+    def writer(self, stream: StreamId | str) -> StreamWriter:
+        if self.readonly:
+            raise StorageError("log opened read-only")
+        sid = stream if isinstance(stream, StreamId) else StreamId.parse(stream)
+        key = str(sid)
+        w = self._writers.get(key)
+        if w is None or w.closed:
+            w = StreamWriter(self, sid, self.manifest(sid), self._clock)
+            self._writers[key] = w
+        return w
+
+    def writers(self) -> list[StreamWriter]:
+        return [self._writers[k] for k in sorted(self._writers)]
+
+    def commit_all(self) -> None:
+        for w in self.writers():
+            w.commit()
+        self.quarantine.flush()
+
+    def close(self) -> None:
+        try:
+            for w in self.writers():
+                w.close()
+            self.quarantine.close()
+        finally:
+            self._release_lock()
+
+    def __enter__(self) -> RawLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sealing (shared by writers and recovery) --------------------------------------
+
+    def _publish_segment(
+        self, sid: StreamId, table: pa.Table, last: ManifestEntry | None
+    ) -> ManifestEntry:
+        seqs = table.column("ingest_seq")
+        seq_from, seq_to = seqs[0].as_py(), seqs[-1].as_py()
+        expected_from = last.seq_to + 1 if last else 1
+        if seq_from != expected_from or seq_to - seq_from + 1 != table.num_rows:
+            raise ImmutabilityError(
+                f"{sid}: segment {seq_from}..{seq_to} ({table.num_rows} rows) does not continue "
+                f"the sealed log at seq {expected_from}"
+            )
+        directory = layout.stream_dir(self.root, sid)
+        seg_dir = directory / layout.SEGMENTS
+        seg_dir.mkdir(parents=True, exist_ok=True)
+        name = layout.segment_name(seq_from, seq_to)
+        data = encode_segment(table, zstd_level=self.config.zstd_level)
+        sha = write_segment(seg_dir / name, data, fsync=self.config.fsync)
+        return self._append_manifest(sid, table, name, sha, len(data), last)
+
+    def _append_manifest(
+        self,
+        sid: StreamId,
+        table: pa.Table,
+        name: str,
+        sha: str,
+        size: int,
+        last: ManifestEntry | None,
+    ) -> ManifestEntry:
+        seqs = table.column("ingest_seq")
+        stats = _table_stats(table)
+        entry = ManifestEntry(
+            v=MANIFEST_VERSION,
+            index=last.index + 1 if last else 0,
+            stream_id=str(sid),
+            segment=name,
+            seq_from=seqs[0].as_py(),
+            seq_to=seqs[-1].as_py(),
+            rows=table.num_rows,
+            ts_exchange_min=stats["ts_exchange_min"],
+            ts_exchange_max=stats["ts_exchange_max"],
+            ts_ingest_min=int(stats["ts_ingest_min"] or 0),
+            ts_ingest_max=int(stats["ts_ingest_max"] or 0),
+            payload_bytes=int(stats["payload_bytes"] or 0),
+            file_bytes=size,
+            file_sha256=sha,
+            payload_digest=payload_digest(_hash_column(table)),
+            prev=line_hash(last.encode()) if last else genesis(str(sid)),
+        )
+        append_entry(
+            layout.stream_dir(self.root, sid) / layout.MANIFEST, entry, fsync=self.config.fsync
+        )
+        return entry
+
+    def _remove_journal(self, directory: Path) -> None:
+        path = directory / layout.JOURNAL
+        if path.exists():
+            path.unlink()
+            if self.config.fsync:
+                layout.fsync_dir(directory)
+
+    # -- recovery ----------------------------------------------------------------------
+
+    def _recover_all(self) -> None:
+        for sid in self.stream_ids():
+            report = self._recover_stream(sid)
+            if report is not None:
+                self.recovery.append(report)
+
+    def _recover_stream(self, sid: StreamId) -> RecoveryReport | None:
+        directory = layout.stream_dir(self.root, sid)
+        report = RecoveryReport(str(sid))
+        changed = False
+        seg_dir = directory / layout.SEGMENTS
+        if seg_dir.is_dir():
+            for tmp in sorted(seg_dir.glob(f"{layout.TMP_PREFIX}*")):
+                tmp.unlink()  # never published: the journal still holds its events
+                report.removed_temp_files.append(tmp.name)
+                changed = True
+        manifest_path = directory / layout.MANIFEST
+        read = read_manifest(manifest_path, str(sid))
+        if read.faults:
+            raise IntegrityError(f"{read.faults[0]}; refusing to write (run buff verify-log)")
+        if read.torn_tail:
+            truncate_torn_tail(manifest_path, read.good_bytes, fsync=self.config.fsync)
+            report.torn_manifest_bytes = len(read.torn_tail)
+            self._keep_evidence(sid, "manifest", read.torn_tail)
+            changed = True
+        entries = read.entries
+        last = entries[-1] if entries else None
+        sealed_to = last.seq_to if last else 0
+        journal_rows = self._journal_table(sid, directory, report)
+        orphan = self._find_orphan(seg_dir, entries)
+        if orphan is not None:
+            last = self._adopt_orphan(sid, seg_dir / orphan, journal_rows, last)
+            sealed_to = last.seq_to
+            report.adopted_segment = orphan
+            changed = True
+        if journal_rows is not None:
+            changed = True
+            rest = self._check_journal_against_sealed(sid, journal_rows, entries, last, sealed_to)
+            if rest.num_rows:
+                entry = self._publish_segment(sid, rest, last)
+                report.sealed_segment = entry.segment
+                report.recovered_events = rest.num_rows
+            self._remove_journal(directory)
+        return report if changed else None
+
+    def _journal_table(
+        self, sid: StreamId, directory: Path, report: RecoveryReport
+    ) -> pa.Table | None:
+        path = directory / layout.JOURNAL
+        if not path.exists():
+            return None
+        contents = read_journal(path)
+        if contents.stream_id is not None and contents.stream_id != str(sid):
+            raise IntegrityError(f"journal {path} belongs to stream {contents.stream_id!r}")
+        if contents.torn_bytes:
+            report.torn_journal_bytes = contents.torn_bytes
+            self._keep_evidence(sid, "journal", path.read_bytes()[contents.good_bytes :])
+        return pa.Table.from_batches(contents.batches, schema=RAW_SCHEMA)
+
+    @staticmethod
+    def _find_orphan(seg_dir: Path, entries: list[ManifestEntry]) -> str | None:
+        if not seg_dir.is_dir():
+            return None
+        named = {e.segment for e in entries}
+        orphans = sorted(
+            p.name
+            for p in seg_dir.iterdir()
+            if layout.parse_segment_name(p.name) and p.name not in named
+        )
+        if len(orphans) > 1:
+            raise IntegrityError(f"{seg_dir}: {len(orphans)} segments not in the manifest")
+        return orphans[0] if orphans else None
+
+    def _adopt_orphan(
+        self,
+        sid: StreamId,
+        path: Path,
+        journal_rows: pa.Table | None,
+        last: ManifestEntry | None,
+    ) -> ManifestEntry:
+        """A segment published just before a crash, whose manifest line never landed."""
+        table = read_segment(path)
+        hashes = [hashlib.sha256(p).digest() for p in table.column("payload_raw").to_pylist()]
+        if hashes != _hash_column(table):
+            raise IntegrityError(f"{path}: unpublished segment fails its payload hashes")
+        if journal_rows is not None:
+            jt = journal_rows.filter(
+                pc.less_equal(journal_rows.column("ingest_seq"), table.column("ingest_seq")[-1])
+            )
+            if _hash_column(jt) != hashes[: jt.num_rows]:
+                raise IntegrityError(f"{path}: unpublished segment differs from the journal")
+        seq_range = layout.parse_segment_name(path.name)
+        assert seq_range is not None
+        return self._append_manifest(
+            sid, table, path.name, file_sha256(path), path.stat().st_size, last
+        )
+
+    def _check_journal_against_sealed(
+        self,
+        sid: StreamId,
+        rows: pa.Table,
+        entries: list[ManifestEntry],
+        last: ManifestEntry | None,
+        sealed_to: int,
+    ) -> pa.Table:
+        """Drop journal rows already sealed (after checking they match); return the rest."""
+        if rows.num_rows == 0:
+            return rows
+        seqs = rows.column("ingest_seq")
+        done = rows.filter(pc.less_equal(seqs, sealed_to))
+        rest = rows.filter(pc.greater(seqs, sealed_to))
+        if done.num_rows and last is not None:
+            seg = read_segment(
+                layout.stream_dir(self.root, sid) / layout.SEGMENTS / last.segment,
+                columns=["ingest_seq", "payload_sha256"],
+            )
+            sealed = dict(
+                zip(seg.column("ingest_seq").to_pylist(), _hash_column(seg), strict=True)
+            )
+            for seq, h in zip(done.column("ingest_seq").to_pylist(), _hash_column(done), strict=True):
+                if sealed.get(seq) != h:
+                    raise IntegrityError(f"{sid}: journal seq {seq} differs from its sealed copy")
+        if rest.num_rows and rest.column("ingest_seq")[0].as_py() != sealed_to + 1:
+            raise IntegrityError(
+                f"{sid}: journal resumes at seq {rest.column('ingest_seq')[0].as_py()}, "
+                f"expected {sealed_to + 1}"
+            )
+        return rest
+
+    def _keep_evidence(self, sid: StreamId, what: str, data: bytes) -> None:
+        directory = self.root / layout.QUARANTINE_DIR / "torn"
+        directory.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        name = f"{sid.venue}.{sid.channel}.{sid.symbol}.{what}.{digest}.bin"
+        if not (directory / name).exists():
+            layout.write_file_atomic(directory / name, data, fsync=self.config.fsync)
+
+    # -- imports registry --------------------------------------------------------------
+
+    def find_import(self, file_sha256: str) -> dict[str, object] | None:
+        path = self.root / layout.IMPORTS
+        if not path.exists():
+            return None
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("file_sha256") == file_sha256:
+                return dict(record)
+        return None
+
+    def record_import(self, record: dict[str, object]) -> None:
+        line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+        with (self.root / layout.IMPORTS).open("ab") as fh:
+            fh.write(line.encode())
+            fh.flush()
+            if self.config.fsync:
+                os.fsync(fh.fileno())
+
+
+def open_log(
+    root: str | os.PathLike[str],
+    config: LogConfig | None = None,
+    *,
+    readonly: bool = False,
+    clock: Clock | None = None,
+) -> RawLog:
+    """Open (and for writing, create and lock) the data directory at ``root``."""
+    path = layout.resolve_root(root, create=not readonly)
+    return RawLog(path, config or LogConfig(), readonly=readonly, clock=clock or monotonic_ms)
+
+
+def iter_entries(log: RawLog) -> Iterator[tuple[StreamId, list[ManifestEntry]]]:
+    for sid in log.stream_ids():
+        yield sid, log.manifest(sid)

@@ -1,0 +1,256 @@
+"""``verify-log``: re-check everything the log promises, and name every fault.
+
+For each stream: the manifest's hash chain, index and seq continuity; that the segment
+files on disk are exactly those the manifest names (a missing file, a stray file and a
+leftover temp file are each a fault); each file's SHA-256 and size; each row's payload
+hash; the payload digest; the seq range, row count, time ranges and identity columns
+against the manifest line; and that an unsealed journal decodes and continues the seq.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from buff_dataplane.core.errors import BuffError, ValidationError
+from buff_dataplane.core.events import payload_digest
+from buff_dataplane.core.ids import StreamId
+from buff_dataplane.storage import layout
+from buff_dataplane.storage.journal import read_journal
+from buff_dataplane.storage.manifest import ManifestEntry, read_manifest
+from buff_dataplane.storage.segment import RAW_SCHEMA, file_sha256
+
+
+@dataclass(frozen=True, order=True)
+class Fault:
+    path: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.path}: {self.detail}"
+
+
+@dataclass
+class VerifyReport:
+    root: str
+    streams: int = 0
+    segments: int = 0
+    events: int = 0
+    segment_bytes: int = 0
+    unsealed_events: int = 0
+    faults: list[Fault] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "root": self.root,
+            "streams": self.streams,
+            "segments": self.segments,
+            "events": self.events,
+            "segment_bytes": self.segment_bytes,
+            "unsealed_events": self.unsealed_events,
+            "faults": [
+                {"kind": f.kind, "path": f.path, "detail": f.detail} for f in sorted(self.faults)
+            ],
+            "notes": self.notes,
+        }
+
+
+Progress = Callable[[int], None]
+
+
+def verify_log(root: Path, progress: Progress | None = None) -> VerifyReport:
+    """Verify the data directory at ``root`` (already validated as one)."""
+    report = VerifyReport(str(root))
+    base = root / layout.LOG_DIR
+    if not base.exists():
+        return report
+    for sdir in _stream_dirs(base, report):
+        sid = StreamId.of(sdir.parent.parent.name, sdir.parent.name, sdir.name)
+        report.streams += 1
+        _verify_stream(sid, sdir, report, progress)
+    report.faults.sort()
+    return report
+
+
+def _stray(report: VerifyReport, path: Path, why: str = "not part of the log") -> None:
+    report.faults.append(Fault(str(path), "stray_file", why))
+
+
+def _stream_dirs(base: Path, report: VerifyReport) -> list[Path]:
+    out: list[Path] = []
+    checks: list[Callable[[str], object]] = [
+        lambda v: StreamId.of(v, "trade", "A-B"),
+        lambda c: StreamId.of("binance-usdm", c, "A-B"),
+        lambda s: StreamId.of("binance-usdm", "trade", s),
+    ]
+
+    def walk(directory: Path, depth: int) -> None:
+        for child in sorted(directory.iterdir()):
+            if not child.is_dir():
+                _stray(report, child)
+                continue
+            try:
+                checks[depth](child.name)
+            except ValidationError as exc:
+                _stray(report, child, f"directory name is not an identifier ({exc})")
+                continue
+            if depth == 2:
+                out.append(child)
+            else:
+                walk(child, depth + 1)
+
+    walk(base, 0)
+    return out
+
+
+def _verify_stream(
+    sid: StreamId, sdir: Path, report: VerifyReport, progress: Progress | None
+) -> None:
+    for child in sorted(sdir.iterdir()):
+        if child.name not in (layout.MANIFEST, layout.JOURNAL, layout.SEGMENTS):
+            _stray(report, child)
+        elif child.name == layout.SEGMENTS and not child.is_dir():
+            _stray(report, child, "expected the segments directory")
+    mpath = sdir / layout.MANIFEST
+    read = read_manifest(mpath, str(sid))
+    for text in read.faults:
+        report.faults.append(Fault(str(mpath), "manifest", text.split(": ", 1)[-1]))
+    if read.torn_tail:
+        report.faults.append(
+            Fault(
+                str(mpath),
+                "manifest_torn_tail",
+                f"{len(read.torn_tail)} bytes after the last line (interrupted seal; "
+                "opening the log for writing recovers it)",
+            )
+        )
+    if read.entries and read.entries[0].seq_from != 1:
+        report.faults.append(
+            Fault(str(mpath), "seq_discontinuity", f"first segment starts at seq "
+                  f"{read.entries[0].seq_from}, expected 1")
+        )
+    seg_dir = sdir / layout.SEGMENTS
+    on_disk = {p.name: p for p in seg_dir.iterdir()} if seg_dir.is_dir() else {}
+    named = {e.segment for e in read.entries}
+    for name in sorted(set(on_disk) - named):
+        why = (
+            "unpublished temp file from an interrupted seal"
+            if name.startswith(layout.TMP_PREFIX)
+            else "segment file not named in the manifest"
+        )
+        _stray(report, on_disk[name], why)
+    for entry in read.entries:
+        path = seg_dir / entry.segment
+        if entry.segment not in on_disk:
+            report.faults.append(
+                Fault(str(path), "missing_segment", f"manifest line {entry.index} names it "
+                      f"(seq {entry.seq_from}..{entry.seq_to})")
+            )
+            continue
+        _verify_segment(sid, path, entry, report)
+        if progress is not None:
+            progress(entry.rows)
+    _verify_journal(sid, sdir / layout.JOURNAL, read.entries, report)
+
+
+def _verify_segment(sid: StreamId, path: Path, entry: ManifestEntry, report: VerifyReport) -> None:
+    def fault(kind: str, detail: str) -> None:
+        report.faults.append(Fault(str(path), kind, detail))
+
+    report.segments += 1
+    size = path.stat().st_size
+    report.segment_bytes += size
+    sha = file_sha256(path)
+    if sha != entry.file_sha256 or size != entry.file_bytes:
+        fault(
+            "file_hash_mismatch",
+            f"sha256 {sha[:16]}... ({size} bytes), manifest says "
+            f"{entry.file_sha256[:16]}... ({entry.file_bytes} bytes)",
+        )
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        fault("unreadable_segment", str(exc).splitlines()[0][:200])
+        return
+    report.events += table.num_rows
+    if not table.schema.equals(RAW_SCHEMA, check_metadata=False):
+        fault("schema", "columns or types differ from raw_event v1")
+        return
+    seqs = table.column("ingest_seq").to_pylist()
+    expected = list(range(entry.seq_from, entry.seq_to + 1))
+    if seqs != expected:
+        first_bad = next(
+            (i for i, (a, b) in enumerate(zip(seqs, expected, strict=False)) if a != b),
+            min(len(seqs), len(expected)),
+        )
+        found = seqs[first_bad] if first_bad < len(seqs) else "end of file"
+        want = expected[first_bad] if first_bad < len(expected) else "end of range"
+        fault("seq_discontinuity", f"row {first_bad}: seq {found}, expected {want}")
+    payloads = table.column("payload_raw").to_pylist()
+    stored = table.column("payload_sha256").to_pylist()
+    sha256 = hashlib.sha256
+    for i, (payload, digest) in enumerate(zip(payloads, stored, strict=True)):
+        if sha256(payload).digest() != digest:
+            fault("payload_hash_mismatch", f"seq {seqs[i]}: payload does not hash to its sha256")
+    if payload_digest(stored) != entry.payload_digest:
+        fault("payload_digest_mismatch", "digest of payload hashes differs from the manifest")
+    for column, want in (
+        ("stream_id", str(sid)),
+        ("symbol", sid.symbol),
+        ("channel", sid.channel),
+    ):
+        values = pc.unique(table.column(column)).to_pylist()
+        if values != [want]:
+            fault("identity_mismatch", f"column {column} holds {values[:3]}, expected {want!r}")
+    if pc.unique(table.column("schema_version")).to_pylist() != [1]:
+        fault("schema", "schema_version is not 1 on every row")
+    stats = {
+        "ts_exchange_min": pc.min(table.column("event_ts_exchange_ms")).as_py(),
+        "ts_exchange_max": pc.max(table.column("event_ts_exchange_ms")).as_py(),
+        "ts_ingest_min": pc.min(table.column("event_ts_ingest_ms")).as_py(),
+        "ts_ingest_max": pc.max(table.column("event_ts_ingest_ms")).as_py(),
+    }
+    for key, value in sorted(stats.items()):
+        if getattr(entry, key) != value:
+            fault("stats_mismatch", f"{key} is {value}, manifest says {getattr(entry, key)}")
+
+
+def _verify_journal(
+    sid: StreamId, path: Path, entries: list[ManifestEntry], report: VerifyReport
+) -> None:
+    if not path.exists():
+        return
+    try:
+        contents = read_journal(path)
+    except BuffError as exc:
+        report.faults.append(Fault(str(path), "journal_corrupt", str(exc)))
+        return
+    rows = sum(b.num_rows for b in contents.batches)
+    report.unsealed_events += rows
+    if contents.stream_id not in (None, str(sid)):
+        report.faults.append(Fault(str(path), "journal_corrupt", f"names {contents.stream_id}"))
+    if contents.batches:
+        first = contents.batches[0].column("ingest_seq")[0].as_py()
+        sealed_to = entries[-1].seq_to if entries else 0
+        if first > sealed_to + 1:
+            report.faults.append(
+                Fault(str(path), "seq_discontinuity", f"journal starts at seq {first}, "
+                      f"sealed log ends at {sealed_to}")
+            )
+    note = f"{sid}: {rows} committed events not yet sealed (journal)"
+    if contents.torn_bytes:
+        note += f", torn tail of {contents.torn_bytes} bytes ({contents.torn_reason})"
+    report.notes.append(note)

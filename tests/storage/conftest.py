@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+
+from buff_dataplane.core.config import LogConfig
+from buff_dataplane.storage.log import open_log
+
+T0 = 1_723_161_256_000  # 2024-08-08T23:54:16Z
+SID = "binance-usdm/trade/BTC-USDT-PERP"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def small_config():
+    return LogConfig(group_commit_events=4, segment_max_events=10, fsync=False)
+
+
+def fill(data_dir, n, *, config=None, stream=SID, start=0):
+    """Append n events with payloads b'evt-<i>' and seal; return the seqs assigned."""
+    with open_log(data_dir, config or LogConfig(fsync=False)) as log:
+        w = log.writer(stream)
+        return [w.append(b"evt-%d" % i, T0 + i, T0 + 100 + i) for i in range(start, start + n)]
