@@ -26,7 +26,9 @@ class _Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
         for name, (low, high) in sorted(self._ranges.items()):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"config {name}={value!r} is out of range: expected {low}..{high}")
+                raise ConfigError(
+                    f"config {name}={value!r} is out of range: expected {low}..{high}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(self, order="sorted")
@@ -76,4 +78,4 @@ class LogConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=True):
     roll_on_utc_day: bool = True
     max_payload_bytes: int = 1 * MIB
     fsync: bool = True
-    zstd_level: int = 9
+    zstd_level: int = 3

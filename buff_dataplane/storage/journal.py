@@ -68,14 +68,16 @@ class JournalWriter:
     def append(self, batch: pa.RecordBatch) -> int:
         """Write one frame and make it durable; return the bytes written."""
         body = batch.serialize()
-        frame = _FRAME.pack(body.size, xxhash.xxh64_intdigest(body)) + body.to_pybytes()
+        head = _FRAME.pack(body.size, xxhash.xxh64_intdigest(body))
         try:
-            self._write(frame)
+            written = os.writev(self._fd, [head, body])
+            if written != len(head) + body.size:  # a short write: finish it plainly
+                self._write((head + body.to_pybytes())[written:])
             if self._fsync:
                 os.fdatasync(self._fd)
         except OSError as exc:
             raise StorageError(f"journal append to {self.path} failed: {exc.strerror}") from exc
-        return len(frame)
+        return len(head) + body.size
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import IO
 
@@ -39,7 +40,7 @@ from buff_dataplane.core.events import (
     SCHEMA_VERSION,
     SOURCES,
     payload_digest,
-    utc_day,
+    MS_PER_DAY,
 )
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout
@@ -137,38 +138,18 @@ class StreamWriter:
     # -- appending ---------------------------------------------------------------------
 
     def _reset_pending(self) -> None:
-        self._p_payload: list[bytes] = []
-        self._p_ts_ex: list[int | None] = []
-        self._p_ts_in: list[int] = []
-        self._p_source: list[str] = []
-        self._p_origin: list[str | None] = []
-        self._p_conn: list[int | None] = []
+        # One tuple per event: (payload, ts_exchange, ts_ingest, source, origin, conn_id).
+        self._pending: list[tuple[bytes, int | None, int, str, str | None, int | None]] = []
         self._p_bytes = 0
         self._pending_since = 0
 
     @property
     def pending(self) -> int:
-        return len(self._p_payload)
+        return len(self._pending)
 
-    def append(
-        self,
-        payload: bytes,
-        ts_exchange_ms: int | None,
-        ts_ingest_ms: int,
-        *,
-        source: str = "ws",
-        origin: str | None = None,
-        conn_id: int | None = None,
-    ) -> int:
-        """Buffer one event and return its ingest_seq; it is durable after the next commit.
-
-        Invalid input raises ValidationError and leaves the writer exactly as it was.
-        """
-        if self.closed:
-            raise StorageError(f"writer for {self.stream_id} is closed")
-        if type(payload) is not bytes:
-            raise ValidationError(f"{self.stream_id}: payload must be bytes")
-        size = len(payload)
+    def _validate(
+        self, size: int, ts_exchange_ms: object, ts_ingest_ms: object, source: str
+    ) -> None:
         if size > self._cfg.max_payload_bytes:
             raise ValidationError(
                 f"{self.stream_id}: payload of {size} bytes exceeds the limit of "
@@ -184,61 +165,162 @@ class StreamWriter:
             )
         if source not in SOURCES:
             raise ValidationError(f"{self.stream_id}: source {source!r} is not one of {SOURCES}")
+
+    def append(
+        self,
+        payload: bytes,
+        ts_exchange_ms: int | None,
+        ts_ingest_ms: int,
+        *,
+        source: str = "ws",
+        origin: str | None = None,
+        conn_id: int | None = None,
+    ) -> int:
+        """Buffer one event and return its ingest_seq; it is durable after the next commit.
+
+        A commit happens here when ``group_commit_events`` are pending (or a segment
+        limit is reached); the time-based group commit is :meth:`maybe_commit`, which
+        the owner of the writer calls on a timer (an idle stream gets no appends).
+        Invalid input raises ValidationError and leaves the writer exactly as it was.
+        """
+        if self.closed:
+            raise StorageError(f"writer for {self.stream_id} is closed")
+        if type(payload) is not bytes:
+            raise ValidationError(f"{self.stream_id}: payload must be bytes")
+        size = len(payload)
+        self._validate(size, ts_exchange_ms, ts_ingest_ms, source)
         first = self._segment_first_ingest
         if first is None:
             self._segment_first_ingest = ts_ingest_ms
-        elif self._cfg.roll_on_utc_day and utc_day(ts_ingest_ms) != utc_day(first):
+        elif ts_ingest_ms // MS_PER_DAY != first // MS_PER_DAY and self._cfg.roll_on_utc_day:
             self.seal()
             self._segment_first_ingest = ts_ingest_ms
-        if not self._p_payload:
+        pending = self._pending
+        if not pending:
             self._pending_since = self._clock()
-        self._p_payload.append(payload)
-        self._p_ts_ex.append(ts_exchange_ms)
-        self._p_ts_in.append(ts_ingest_ms)
-        self._p_source.append(source)
-        self._p_origin.append(origin)
-        self._p_conn.append(conn_id)
+        pending.append((payload, ts_exchange_ms, ts_ingest_ms, source, origin, conn_id))
         self._p_bytes += size
         seq = self.next_seq
         self.next_seq = seq + 1
-        n = len(self._p_payload)
+        n = len(pending)
         if (
             n >= self._cfg.group_commit_events
             or self._committed_rows + n >= self._cfg.segment_max_events
             or self._committed_bytes + self._p_bytes >= self._cfg.segment_max_bytes
         ):
             self.commit()
-        elif self._clock() - self._pending_since >= self._cfg.group_commit_ms:
-            self.commit()
         return seq
+
+    def append_batch(
+        self,
+        payloads: list[bytes],
+        ts_exchange_ms: list[int | None],
+        ts_ingest_ms: list[int],
+        *,
+        source: str = "ws",
+        origin: str | None = None,
+        conn_id: int | None = None,
+    ) -> int:
+        """Append many events at once (a drained queue, a REST page); return the last seq.
+
+        Validated as a whole before anything is buffered: one bad event refuses the batch.
+        """
+        n = len(payloads)
+        if not n == len(ts_exchange_ms) == len(ts_ingest_ms):
+            raise ValidationError(f"{self.stream_id}: batch columns differ in length")
+        if n == 0:
+            return self.next_seq - 1
+        if any(type(p) is not bytes for p in payloads):
+            raise ValidationError(f"{self.stream_id}: payload must be bytes")
+        self._validate(max(map(len, payloads)), None, min(ts_ingest_ms), source)
+        self._validate(0, None, max(ts_ingest_ms), source)
+        present = [t for t in ts_exchange_ms if t is not None]
+        if present:
+            self._validate(0, min(present), ts_ingest_ms[0], source)
+            self._validate(0, max(present), ts_ingest_ms[0], source)
+        cfg = self._cfg
+        i = 0
+        while i < n:
+            first = self._segment_first_ingest
+            room = min(
+                cfg.group_commit_events - len(self._pending),
+                cfg.segment_max_events - self._committed_rows - len(self._pending),
+            )
+            j = min(n, i + max(1, room))
+            if first is None:
+                first = ts_ingest_ms[i]
+            day = first // MS_PER_DAY
+            if cfg.roll_on_utc_day and not (
+                ts_ingest_ms[i] // MS_PER_DAY == day == ts_ingest_ms[j - 1] // MS_PER_DAY
+                and min(ts_ingest_ms[i:j]) // MS_PER_DAY
+                == day
+                == max(ts_ingest_ms[i:j]) // MS_PER_DAY
+            ):
+                # A UTC day boundary inside this chunk: let append() roll the segment.
+                self.append(
+                    payloads[i],
+                    ts_exchange_ms[i],
+                    ts_ingest_ms[i],
+                    source=source,
+                    origin=origin,
+                    conn_id=conn_id,
+                )
+                i += 1
+                continue
+            self._segment_first_ingest = first
+            if not self._pending:
+                self._pending_since = self._clock()
+            chunk = payloads[i:j]
+            self._pending.extend(
+                zip(
+                    chunk,
+                    ts_exchange_ms[i:j],
+                    ts_ingest_ms[i:j],
+                    repeat(source),
+                    repeat(origin),
+                    repeat(conn_id),
+                )
+            )
+            self._p_bytes += sum(map(len, chunk))
+            self.next_seq += j - i
+            m = len(self._pending)
+            if (
+                m >= cfg.group_commit_events
+                or self._committed_rows + m >= cfg.segment_max_events
+                or self._committed_bytes + self._p_bytes >= cfg.segment_max_bytes
+            ):
+                self.commit()
+            i = j
+        return self.next_seq - 1
 
     def maybe_commit(self) -> int:
         """Commit if the oldest pending event has waited the group-commit interval."""
-        if self._p_payload and self._clock() - self._pending_since >= self._cfg.group_commit_ms:
+        if self._pending and self._clock() - self._pending_since >= self._cfg.group_commit_ms:
             return self.commit()
         return self.durable_seq
 
     def commit(self) -> int:
         """Make every pending event durable (journal + fsync); return the last durable seq."""
-        n = len(self._p_payload)
+        n = len(self._pending)
         if n == 0:
             return self.durable_seq
         first_seq = self.durable_seq + 1
+        payloads, ts_ex, ts_in, sources, origins, conns = zip(*self._pending, strict=True)
         sha = hashlib.sha256
         batch = pa.RecordBatch.from_arrays(
             [
                 pa.array([self.stream_id] * n, pa.string()),
                 pa.array(range(first_seq, first_seq + n), pa.int64()),
-                pa.array(self._p_ts_ex, pa.int64()),
-                pa.array(self._p_ts_in, pa.int64()),
+                pa.array(ts_ex, pa.int64()),
+                pa.array(ts_in, pa.int64()),
                 pa.array([self.sid.symbol] * n, pa.string()),
                 pa.array([self.sid.channel] * n, pa.string()),
-                pa.array(self._p_payload, pa.binary()),
-                pa.array([sha(p).digest() for p in self._p_payload], pa.binary(32)),
-                pa.array(self._p_source, pa.string()),
+                pa.array(payloads, pa.binary()),
+                pa.array([sha(p).digest() for p in payloads], pa.binary(32)),
+                pa.array(sources, pa.string()),
                 pa.array([SCHEMA_VERSION] * n, pa.int16()),
-                pa.array(self._p_origin, pa.string()),
-                pa.array(self._p_conn, pa.int64()),
+                pa.array(origins, pa.string()),
+                pa.array(conns, pa.int64()),
             ],
             schema=RAW_SCHEMA,
         )
@@ -578,10 +660,10 @@ class RawLog:
                 layout.stream_dir(self.root, sid) / layout.SEGMENTS / last.segment,
                 columns=["ingest_seq", "payload_sha256"],
             )
-            sealed = dict(
-                zip(seg.column("ingest_seq").to_pylist(), _hash_column(seg), strict=True)
-            )
-            for seq, h in zip(done.column("ingest_seq").to_pylist(), _hash_column(done), strict=True):
+            sealed = dict(zip(seg.column("ingest_seq").to_pylist(), _hash_column(seg), strict=True))
+            for seq, h in zip(
+                done.column("ingest_seq").to_pylist(), _hash_column(done), strict=True
+            ):
                 if sealed.get(seq) != h:
                     raise IntegrityError(f"{sid}: journal seq {seq} differs from its sealed copy")
         if rest.num_rows and rest.column("ingest_seq")[0].as_py() != sealed_to + 1:

@@ -93,7 +93,9 @@ def read_manifest(path: Path, stream_id: str) -> ManifestRead:
                 f"(prev {entry.prev[:16]}..., expected {expected_prev[:16]}...)"
             )
         if entry.index != number - 1:
-            out.faults.append(f"{path}: line {number} has index {entry.index}, expected {number - 1}")
+            out.faults.append(
+                f"{path}: line {number} has index {entry.index}, expected {number - 1}"
+            )
         if entry.stream_id != stream_id:
             out.faults.append(f"{path}: line {number} names stream {entry.stream_id!r}")
         if entry.v != MANIFEST_VERSION:

@@ -65,7 +65,9 @@ def encode_segment(table: pa.Table, *, zstd_level: int) -> bytes:
 def write_segment(path: Path, data: bytes, *, fsync: bool) -> str:
     """Publish ``data`` at ``path`` read-only; return its SHA-256 hex. Never overwrites."""
     if path.exists():
-        raise ImmutabilityError(f"segment {path} already exists; sealed segments are never rewritten")
+        raise ImmutabilityError(
+            f"segment {path} already exists; sealed segments are never rewritten"
+        )
     try:
         write_file_atomic(path, data, fsync=fsync, read_only=True)
     except FileExistsError as exc:

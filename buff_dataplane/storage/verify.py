@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from buff_dataplane.core.errors import BuffError, ValidationError
-from buff_dataplane.core.events import payload_digest
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.journal import read_journal
@@ -139,8 +138,11 @@ def _verify_stream(
         )
     if read.entries and read.entries[0].seq_from != 1:
         report.faults.append(
-            Fault(str(mpath), "seq_discontinuity", f"first segment starts at seq "
-                  f"{read.entries[0].seq_from}, expected 1")
+            Fault(
+                str(mpath),
+                "seq_discontinuity",
+                f"first segment starts at seq {read.entries[0].seq_from}, expected 1",
+            )
         )
     seg_dir = sdir / layout.SEGMENTS
     on_disk = {p.name: p for p in seg_dir.iterdir()} if seg_dir.is_dir() else {}
@@ -156,8 +158,11 @@ def _verify_stream(
         path = seg_dir / entry.segment
         if entry.segment not in on_disk:
             report.faults.append(
-                Fault(str(path), "missing_segment", f"manifest line {entry.index} names it "
-                      f"(seq {entry.seq_from}..{entry.seq_to})")
+                Fault(
+                    str(path),
+                    "missing_segment",
+                    f"manifest line {entry.index} names it (seq {entry.seq_from}..{entry.seq_to})",
+                )
             )
             continue
         _verify_segment(sid, path, entry, report)
@@ -189,23 +194,22 @@ def _verify_segment(sid: StreamId, path: Path, entry: ManifestEntry, report: Ver
     if not table.schema.equals(RAW_SCHEMA, check_metadata=False):
         fault("schema", "columns or types differ from raw_event v1")
         return
-    seqs = table.column("ingest_seq").to_pylist()
-    expected = list(range(entry.seq_from, entry.seq_to + 1))
-    if seqs != expected:
-        first_bad = next(
-            (i for i, (a, b) in enumerate(zip(seqs, expected, strict=False)) if a != b),
-            min(len(seqs), len(expected)),
+    seqs = table.column("ingest_seq").combine_chunks()
+    if len(seqs) != entry.rows or not len(seqs):
+        fault("seq_discontinuity", f"{len(seqs)} rows, manifest says {entry.rows}")
+    elif seqs[0].as_py() != entry.seq_from or (
+        len(seqs) > 1 and not pc.all(pc.equal(pc.pairwise_diff(seqs).slice(1), 1)).as_py()
+    ):
+        values = seqs.to_pylist()
+        first_bad = next(i for i, v in enumerate(values) if v != entry.seq_from + i)
+        fault(
+            "seq_discontinuity",
+            f"row {first_bad}: seq {values[first_bad]}, expected {entry.seq_from + first_bad}",
         )
-        found = seqs[first_bad] if first_bad < len(seqs) else "end of file"
-        want = expected[first_bad] if first_bad < len(expected) else "end of range"
-        fault("seq_discontinuity", f"row {first_bad}: seq {found}, expected {want}")
-    payloads = table.column("payload_raw").to_pylist()
-    stored = table.column("payload_sha256").to_pylist()
-    sha256 = hashlib.sha256
-    for i, (payload, digest) in enumerate(zip(payloads, stored, strict=True)):
-        if sha256(payload).digest() != digest:
-            fault("payload_hash_mismatch", f"seq {seqs[i]}: payload does not hash to its sha256")
-    if payload_digest(stored) != entry.payload_digest:
+    for seq in _payload_hash_mismatches(table):
+        fault("payload_hash_mismatch", f"seq {seq}: payload does not hash to its sha256")
+    stored = table.column("payload_sha256").combine_chunks()
+    if _digest_of(stored) != entry.payload_digest:
         fault("payload_digest_mismatch", "digest of payload hashes differs from the manifest")
     for column, want in (
         ("stream_id", str(sid)),
@@ -228,6 +232,54 @@ def _verify_segment(sid: StreamId, path: Path, entry: ManifestEntry, report: Ver
             fault("stats_mismatch", f"{key} is {value}, manifest says {getattr(entry, key)}")
 
 
+_DUCKDB_MIN_ROWS = 20_000
+
+
+def _payload_hash_mismatches(table: pa.Table, limit: int = 100) -> list[int]:
+    """Seqs of rows whose payload does not hash to its stored SHA-256.
+
+    Large segments are hashed by DuckDB on every core; small ones in-process, where
+    starting a DuckDB connection would cost more than the hashing.
+    """
+    if table.num_rows < _DUCKDB_MIN_ROWS:
+        sha256 = hashlib.sha256
+        bad = []
+        pairs = zip(
+            table.column("ingest_seq").to_pylist(),
+            table.column("payload_raw").to_pylist(),
+            table.column("payload_sha256").to_pylist(),
+            strict=True,
+        )
+        for seq, payload, digest in pairs:
+            if sha256(payload).digest() != digest:
+                bad.append(int(seq))
+                if len(bad) >= limit:
+                    break
+        return bad
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("seg", table.select(["ingest_seq", "payload_raw", "payload_sha256"]))
+        rows = con.execute(
+            "select ingest_seq from seg where sha256(payload_raw) <> lower(hex(payload_sha256)) "
+            f"order by ingest_seq limit {int(limit)}"
+        ).fetchall()
+    finally:
+        con.close()
+    return [int(r[0]) for r in rows]
+
+
+def _digest_of(hashes: pa.FixedSizeBinaryArray) -> str:
+    """payload_digest over a contiguous fixed_size_binary(32) column, without a row loop."""
+    if hashes.null_count:
+        return "null hash present"
+    buf = hashes.buffers()[1]
+    assert buf is not None
+    start = hashes.offset * 32
+    return hashlib.sha256(memoryview(buf)[start : start + 32 * len(hashes)]).hexdigest()
+
+
 def _verify_journal(
     sid: StreamId, path: Path, entries: list[ManifestEntry], report: VerifyReport
 ) -> None:
@@ -247,8 +299,11 @@ def _verify_journal(
         sealed_to = entries[-1].seq_to if entries else 0
         if first > sealed_to + 1:
             report.faults.append(
-                Fault(str(path), "seq_discontinuity", f"journal starts at seq {first}, "
-                      f"sealed log ends at {sealed_to}")
+                Fault(
+                    str(path),
+                    "seq_discontinuity",
+                    f"journal starts at seq {first}, sealed log ends at {sealed_to}",
+                )
             )
     note = f"{sid}: {rows} committed events not yet sealed (journal)"
     if contents.torn_bytes:

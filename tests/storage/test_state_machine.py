@@ -30,6 +30,23 @@ class LogModel(RuleBasedStateMachine):
         self.durable = {s: [] for s in STREAMS}
         self.pending = {s: [] for s in STREAMS}
         self.sealed = dict.fromkeys(STREAMS, 0)
+        self.seg_day = dict.fromkeys(STREAMS)  # UTC day of the open segment's first event
+
+    def _model_append(self, stream, payload, ts):
+        day = ts // 86_400_000
+        if self.seg_day[stream] is None:
+            self.seg_day[stream] = day
+        elif self.seg_day[stream] != day:  # a segment never spans two UTC days
+            self._model_seal(stream)
+            self.seg_day[stream] = day
+        self.pending[stream].append(payload)
+        if len(self.pending[stream]) >= GROUP:
+            self._commit_model(stream)
+
+    def _model_seal(self, stream):
+        self._commit_model(stream)
+        self.sealed[stream] = len(self.durable[stream])
+        self.seg_day[stream] = None
 
     def teardown(self) -> None:
         self.log._release_lock()
@@ -44,9 +61,21 @@ class LogModel(RuleBasedStateMachine):
             return
         seq = w.append(payload, T0, T0)
         assert seq == len(self.durable[stream]) + len(self.pending[stream]) + 1
-        self.pending[stream].append(payload)
-        if len(self.pending[stream]) >= GROUP:
-            self._commit_model(stream)
+        self._model_append(stream, payload, T0)
+
+    @rule(
+        stream=st.sampled_from(STREAMS),
+        payloads=st.lists(st.binary(max_size=64), max_size=8),
+        day_step=st.sampled_from([0, 1]),
+    )
+    def append_batch(self, stream, payloads, day_step):
+        # day_step moves the ingest clock past a UTC midnight inside the batch.
+        ts = [T0 + (86_400_000 * day_step if k >= len(payloads) // 2 else 0)
+              for k in range(len(payloads))]
+        last = self.log.writer(stream).append_batch(payloads, [None] * len(payloads), ts)
+        for payload, t in zip(payloads, ts, strict=True):
+            self._model_append(stream, payload, t)
+        assert last == len(self.durable[stream]) + len(self.pending[stream])
 
     def _commit_model(self, stream):
         self.durable[stream] += self.pending[stream]
@@ -60,15 +89,13 @@ class LogModel(RuleBasedStateMachine):
     @rule(stream=st.sampled_from(STREAMS))
     def seal(self, stream):
         self.log.writer(stream).seal()
-        self._commit_model(stream)
-        self.sealed[stream] = len(self.durable[stream])
+        self._model_seal(stream)
 
     @rule()
     def reopen(self):
         self.log.close()
         for s in STREAMS:
-            self._commit_model(s)
-            self.sealed[s] = len(self.durable[s])
+            self._model_seal(s)
         self.log = open_log(self.dir, CFG, clock=lambda: 0)
 
     @precondition(lambda self: any(self.pending.values()) or any(self.durable.values()))
@@ -80,7 +107,7 @@ class LogModel(RuleBasedStateMachine):
         self.log._release_lock()
         for s in STREAMS:
             self.pending[s] = []
-            self.sealed[s] = len(self.durable[s])  # recovery seals the journal
+            self._model_seal(s)  # recovery seals the journal
         self.log = open_log(self.dir, CFG, clock=lambda: 0)
 
     @invariant()

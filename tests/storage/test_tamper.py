@@ -121,3 +121,22 @@ def test_a_corrupted_journal_mid_file_is_a_fault_not_a_torn_tail(data_dir, seale
     faults = [f for f in verify_log(data_dir).faults if f.kind == "journal_corrupt"]
     assert len(faults) == 1
     assert "fails its checksum and is followed by" in faults[0].detail
+
+
+def test_a_forged_payload_in_a_large_segment_is_found_by_the_parallel_hash_path(data_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from buff_dataplane.storage.verify import _DUCKDB_MIN_ROWS
+
+    n = _DUCKDB_MIN_ROWS + 5
+    fill(data_dir, n, config=LogConfig(segment_max_events=n, fsync=False))
+    seg = _writable(data_dir / "log" / SID / "segments" / layout.segment_name(1, n))
+    table = pq.read_table(seg)
+    payloads = table.column("payload_raw").to_pylist()
+    payloads[n - 2] = b"forged"
+    idx = table.schema.get_field_index("payload_raw")
+    table = table.set_column(idx, table.schema.field(idx), pa.array(payloads, pa.binary()))
+    pq.write_table(table, seg)
+    mismatches = [f for f in verify_log(data_dir).faults if f.kind == "payload_hash_mismatch"]
+    assert [f.detail for f in mismatches] == [f"seq {n - 1}: payload does not hash to its sha256"]

@@ -1,0 +1,21 @@
+"""make bench: run every benchmark and write bench/results/*.json."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import log_bench
+
+SECTIONS = {"log": log_bench.main}
+
+
+def main(argv: list[str]) -> None:
+    only = argv or sorted(SECTIONS)
+    for name in only:
+        if name not in SECTIONS:
+            raise SystemExit(f"unknown bench section {name!r}: expected {sorted(SECTIONS)}")
+        SECTIONS[name]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
