@@ -70,12 +70,13 @@ def agg_trade_payloads(n: int, seed: int = 7, t0: int = 1_723_161_256_000) -> li
         ts += rng.choice((0, 0, 1, 3, 17))
         count = rng.choice((1, 1, 1, 2, 5))
         qty = rng.choice(("0.001", "0.002", "0.006", "0.010", "0.125", "1.500"))
+        taker_sold = "true" if rng.random() < 0.5 else "false"
+        last_id = trade_id + count - 1
         out.append(
             (
-                '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":%d,"a":%d,"s":"BTCUSDT",'
-                '"p":"%d.%02d","q":"%s","f":%d,"l":%d,"T":%d,"m":%s}}'
-                % (ts + 2, agg_id, price // 100, price % 100, qty, trade_id,
-                   trade_id + count - 1, ts, "true" if rng.random() < 0.5 else "false")
+                f'{{"stream":"btcusdt@aggTrade","data":{{"e":"aggTrade","E":{ts + 2},'
+                f'"a":{agg_id},"s":"BTCUSDT","p":"{price // 100}.{price % 100:02d}","q":"{qty}",'
+                f'"f":{trade_id},"l":{last_id},"T":{ts},"m":{taker_sold}}}}}'
             ).encode()
         )
         agg_id += 1

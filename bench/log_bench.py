@@ -42,7 +42,9 @@ def run(events: int = 1_000_000, runs: int = 3) -> dict[str, object]:
             with open_log(data, LogConfig()) as log:
                 append_batch = log.writer(STREAM).append_batch
                 for k in range(0, events, BATCH):
-                    append_batch(payloads[k : k + BATCH], ts_ex[k : k + BATCH], ts_in[k : k + BATCH])
+                    append_batch(
+                        payloads[k : k + BATCH], ts_ex[k : k + BATCH], ts_in[k : k + BATCH]
+                    )
 
         return timed(go)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from buff_dataplane.core.errors import EXIT_IO, EXIT_USAGE, BuffError
@@ -35,19 +34,15 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     _register()
-    command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="buff", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        result = app(args=argv, prog_name="buff", standalone_mode=False)
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _error("aborted")
         return 130
-    except click.ClickException as exc:
-        hint = f" (see 'buff {exc.ctx.command_path.split(' ', 1)[-1]} --help')" if getattr(
-            exc, "ctx", None
-        ) else ""
-        _error(exc.format_message() + hint)
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value, ...
+        _error(f"{exc.format_message()} (see 'buff --help')")
         return EXIT_USAGE
     except BuffError as exc:
         _error(str(exc))

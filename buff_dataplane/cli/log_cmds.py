@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -51,8 +52,8 @@ def import_cmd(
     config = LogConfig(max_payload_bytes=max_payload_bytes)
     reports = []
     with open_log(data, config) as log:
-        for report in log.recovery:
-            err(f"recovered: {report.describe()}")
+        for recovered in log.recovery:
+            err(f"recovered: {recovered.describe()}")
         for path in files:
             with progress_bar(f"import {path.name}", enabled=not as_json) as bar:
                 task = bar.add_task("messages", total=None) if bar else None
@@ -61,8 +62,8 @@ def import_cmd(
                     path,
                     venue=venue,
                     fmt=fmt,
-                    total=(lambda n: bar.update(task, total=n)) if bar else None,
-                    progress=(lambda n: bar.advance(task, n)) if bar else None,
+                    total=partial(bar.update, task) if bar else None,
+                    progress=partial(bar.advance, task) if bar else None,
                 )
             reports.append(report)
             if not as_json:
@@ -152,9 +153,9 @@ def _iso(ms: object) -> str:
 
     if not isinstance(ms, int):
         return "-"
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[
-        :-3
-    ] + "Z"
+    return (
+        dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    )
 
 
 @log_app.command("show")

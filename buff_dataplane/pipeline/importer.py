@@ -34,7 +34,7 @@ _VENUE_HOSTS = {
     "stream.binance.com": "binance-spot",
 }
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 
 @dataclass
@@ -83,8 +83,7 @@ def check_file(path: Path, fmt: str, venue: str, max_payload_bytes: int) -> tupl
             other = _VENUE_HOSTS.get(host)
             if other is not None and other != venue:
                 raise ValidationError(
-                    f"{path}:{item.line_no}: recorded from {host}, which is {other}, "
-                    f"not {venue}"
+                    f"{path}:{item.line_no}: recorded from {host}, which is {other}, not {venue}"
                 )
             continue
         messages += 1
@@ -104,7 +103,7 @@ def import_file(
     venue: str,
     fmt: str,
     progress: Progress | None = None,
-    total: Callable[[int], None] | None = None,
+    total: Callable[..., object] | None = None,
 ) -> ImportReport:
     validate_venue(venue)
     if not path.is_file():
@@ -119,9 +118,11 @@ def import_file(
     max_bytes = log.config.max_payload_bytes
     messages, venue_symbols = check_file(path, fmt, venue, max_bytes)
     if total is not None:
-        total(messages)
+        total(total=messages)
     parser = parser_for(venue)
-    only_symbol = parser.to_canonical(next(iter(venue_symbols))) if len(venue_symbols) == 1 else None
+    only_symbol = (
+        parser.to_canonical(next(iter(venue_symbols))) if len(venue_symbols) == 1 else None
+    )
     origin = f"import:{sha[:16]}:{path.name}"
     report = ImportReport(str(path), sha, venue, fmt)
     for item in read_capture(path, fmt, max_payload_bytes=max_bytes):

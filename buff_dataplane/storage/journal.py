@@ -77,7 +77,7 @@ class JournalWriter:
                 os.fdatasync(self._fd)
         except OSError as exc:
             raise StorageError(f"journal append to {self.path} failed: {exc.strerror}") from exc
-        return len(head) + body.size
+        return len(head) + int(body.size)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -85,12 +85,11 @@ def resolve_root(data: str | os.PathLike[str], *, create: bool) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValidationError(f"data dir {path} cannot be created: {exc.strerror}") from exc
-    if not _is_data_dir(path):
-        if any(path.iterdir()):
-            raise ValidationError(
-                f"data dir {path} is not empty and is not a buff data directory; "
-                "refusing to write into it"
-            )
+    if not _is_data_dir(path) and any(path.iterdir()):
+        raise ValidationError(
+            f"data dir {path} is not empty and is not a buff data directory; "
+            "refusing to write into it"
+        )
     _probe_writable(path)
     if not _is_data_dir(path):
         body = json.dumps({"format": "buff-data", "layout_version": LAYOUT_VERSION}) + "\n"

@@ -37,10 +37,10 @@ from buff_dataplane.core.errors import (
 from buff_dataplane.core.events import (
     MAX_TS_MS,
     MIN_TS_MS,
+    MS_PER_DAY,
     SCHEMA_VERSION,
     SOURCES,
     payload_digest,
-    MS_PER_DAY,
 )
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout

@@ -17,8 +17,12 @@ def test_config_is_frozen():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"group_commit_ms": 0}, {"max_payload_bytes": 1}, {"zstd_level": 99},
-     {"segment_max_events": -1}],
+    [
+        {"group_commit_ms": 0},
+        {"max_payload_bytes": 1},
+        {"zstd_level": 99},
+        {"segment_max_events": -1},
+    ],
 )
 def test_out_of_range_values_are_refused_naming_the_key(kwargs):
     (key,) = kwargs

@@ -22,14 +22,25 @@ def test_parse_refuses_non_finite_and_junk(bad):
 
 @pytest.mark.parametrize(
     ("text", "canonical"),
-    [("61800.30", "61800.3"), ("0.000", "0"), ("-0.00", "0"), ("100", "100"), ("1E+2", "100"),
-     ("1.5e-3", "0.0015"), ("007.10", "7.1")],
+    [
+        ("61800.30", "61800.3"),
+        ("0.000", "0"),
+        ("-0.00", "0"),
+        ("100", "100"),
+        ("1E+2", "100"),
+        ("1.5e-3", "0.0015"),
+        ("007.10", "7.1"),
+    ],
 )
 def test_canonical_form(text, canonical):
     assert canonical_decimal(text) == canonical
 
 
-@given(st.decimals(allow_nan=False, allow_infinity=False, places=8, min_value=-10**12, max_value=10**12))
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=8, min_value=-(10**12), max_value=10**12
+    )
+)
 def test_canonical_form_preserves_value_and_is_idempotent(value):
     text = canonical_decimal(value)
     assert Decimal(text) == value

@@ -11,8 +11,20 @@ def test_valid_symbols_pass(good):
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "btc-usdt", "BTCUSDT", "BTC USDT", "../x", "BTC/USDT", "BTC-USDT-SWAP", "BTC-USDT-",
-     "A" * 17 + "-USDT", "BTC-USDT\n", None, 5],
+    [
+        "",
+        "btc-usdt",
+        "BTCUSDT",
+        "BTC USDT",
+        "../x",
+        "BTC/USDT",
+        "BTC-USDT-SWAP",
+        "BTC-USDT-",
+        "A" * 17 + "-USDT",
+        "BTC-USDT\n",
+        None,
+        5,
+    ],
 )
 def test_invalid_symbols_are_refused_with_the_expected_form(bad):
     with pytest.raises(ValidationError, match="expected BASE-QUOTE"):

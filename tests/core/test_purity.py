@@ -10,7 +10,7 @@ FORBIDDEN = ("asyncio", "httpx", "websockets", "pyarrow", "duckdb", "polars", "s
 def test_importing_core_loads_no_io_modules():
     code = (
         "import sys, json; import buff_dataplane.core;"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (FORBIDDEN,)
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []

@@ -37,8 +37,11 @@ def test_appends_get_dense_seqs_that_continue_across_reopen(data_dir, small_conf
 def test_segments_roll_at_max_events_and_are_read_only(data_dir, small_config):
     fill(data_dir, 25, config=small_config)
     names = _segments(data_dir)
-    assert names == [layout.segment_name(1, 10), layout.segment_name(11, 20),
-                     layout.segment_name(21, 25)]
+    assert names == [
+        layout.segment_name(1, 10),
+        layout.segment_name(11, 20),
+        layout.segment_name(21, 25),
+    ]
     for name in names:
         mode = (data_dir / "log" / SID / "segments" / name).stat().st_mode
         assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
@@ -51,10 +54,18 @@ def test_rows_carry_every_schema_field(data_dir):
     import hashlib
 
     assert row == {
-        "stream_id": SID, "ingest_seq": 1, "event_ts_exchange_ms": T0,
-        "event_ts_ingest_ms": T0 + 5, "symbol": "BTC-USDT-PERP", "channel": "trade",
-        "payload_raw": b"{}", "payload_sha256": hashlib.sha256(b"{}").digest(),
-        "source": "rest_backfill", "schema_version": 1, "origin": "o", "conn_id": 7,
+        "stream_id": SID,
+        "ingest_seq": 1,
+        "event_ts_exchange_ms": T0,
+        "event_ts_ingest_ms": T0 + 5,
+        "symbol": "BTC-USDT-PERP",
+        "channel": "trade",
+        "payload_raw": b"{}",
+        "payload_sha256": hashlib.sha256(b"{}").digest(),
+        "source": "rest_backfill",
+        "schema_version": 1,
+        "origin": "o",
+        "conn_id": 7,
     }
 
 
@@ -85,7 +96,9 @@ def test_segments_never_span_two_utc_days(data_dir):
 
 
 def test_segments_roll_at_age_on_the_ingest_clock(data_dir):
-    with open_log(data_dir, LogConfig(segment_max_age_s=60, group_commit_events=1, fsync=False)) as log:
+    with open_log(
+        data_dir, LogConfig(segment_max_age_s=60, group_commit_events=1, fsync=False)
+    ) as log:
         w = log.writer(SID)
         for i in range(4):
             w.append(b"x", T0 + i * 30_000, T0 + i * 30_000)
@@ -181,9 +194,11 @@ def test_scan_filters_by_seq_and_time_and_prunes_segments(data_dir, small_config
     log = open_log(data_dir, readonly=True)
     seqs = to_table(log, seq_from=8, seq_to=12, columns=["ingest_seq"]).column(0).to_pylist()
     assert seqs == [8, 9, 10, 11, 12]
-    by_time = to_table(
-        log, time_from=T0 + 100 + 3, time_to=T0 + 100 + 6, columns=["payload_raw"]
-    ).column(0).to_pylist()
+    by_time = (
+        to_table(log, time_from=T0 + 100 + 3, time_to=T0 + 100 + 6, columns=["payload_raw"])
+        .column(0)
+        .to_pylist()
+    )
     assert by_time == [b"evt-3", b"evt-4", b"evt-5"]
     ex = to_table(log, time_from=T0 + 20, time_field="event_ts_exchange_ms", columns=["ingest_seq"])
     assert ex.column(0).to_pylist() == [21, 22, 23, 24, 25]
@@ -208,10 +223,12 @@ def test_scan_feeds_polars_and_duckdb_lazily(data_dir, small_config):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"seq_from": 5, "seq_to": 4}, "inverted seq range"),
-     ({"time_from": 5, "time_to": 5}, "inverted time range"),
-     ({"columns": ["nope"]}, "unknown columns"),
-     ({"time_field": "wallclock"}, "time field")],
+    [
+        ({"seq_from": 5, "seq_to": 4}, "inverted seq range"),
+        ({"time_from": 5, "time_to": 5}, "inverted time range"),
+        ({"columns": ["nope"]}, "unknown columns"),
+        ({"time_field": "wallclock"}, "time field"),
+    ],
 )
 def test_scan_refuses_bad_filters(data_dir, kwargs, match):
     fill(data_dir, 2)

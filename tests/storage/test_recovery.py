@@ -54,7 +54,7 @@ def test_committed_journal_events_are_sealed_on_reopen_and_pending_ones_are_not(
 
 
 def test_a_torn_journal_tail_is_cut_reported_and_kept_as_evidence(data_dir):
-    log, w = _write(data_dir, 10)
+    log, _w = _write(data_dir, 10)
     _crash(log)
     journal = data_dir / "log" / SID / layout.JOURNAL
     with journal.open("ab") as fh:
@@ -131,7 +131,7 @@ def test_a_torn_manifest_line_is_cut_and_its_segment_adopted(data_dir, monkeypat
 
 
 def test_leftover_temp_files_of_an_interrupted_seal_are_removed(data_dir):
-    log, w = _write(data_dir, 10)
+    log, _w = _write(data_dir, 10)
     _crash(log)
     seg_dir = data_dir / "log" / SID / "segments"
     seg_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,7 @@ def test_leftover_temp_files_of_an_interrupted_seal_are_removed(data_dir):
 
 
 def test_a_corrupted_manifest_refuses_writing(data_dir):
-    log, w = _write(data_dir, 10)
+    log, _w = _write(data_dir, 10)
     log.close()
     manifest = data_dir / "log" / SID / layout.MANIFEST
     manifest.write_bytes(manifest.read_bytes().replace(b'"rows":10', b'"rows":9'))

@@ -18,8 +18,9 @@ from buff_dataplane.storage.verify import verify_log
 STREAMS = ("binance-usdm/trade/BTC-USDT-PERP", "binance-spot/trade/BTC-USDT")
 T0 = 1_723_161_256_000
 GROUP = 3
-CFG = LogConfig(group_commit_events=GROUP, segment_max_events=1000, max_payload_bytes=64,
-                fsync=False)
+CFG = LogConfig(
+    group_commit_events=GROUP, segment_max_events=1000, max_payload_bytes=64, fsync=False
+)
 
 
 class LogModel(RuleBasedStateMachine):
@@ -70,8 +71,10 @@ class LogModel(RuleBasedStateMachine):
     )
     def append_batch(self, stream, payloads, day_step):
         # day_step moves the ingest clock past a UTC midnight inside the batch.
-        ts = [T0 + (86_400_000 * day_step if k >= len(payloads) // 2 else 0)
-              for k in range(len(payloads))]
+        ts = [
+            T0 + (86_400_000 * day_step if k >= len(payloads) // 2 else 0)
+            for k in range(len(payloads))
+        ]
         last = self.log.writer(stream).append_batch(payloads, [None] * len(payloads), ts)
         for payload, t in zip(payloads, ts, strict=True):
             self._model_append(stream, payload, t)

@@ -10,10 +10,13 @@ from buff_dataplane.storage.verify import verify_log
 
 from .conftest import SID, fill
 
+
 @pytest.fixture
 def sealed(data_dir):
     fill(data_dir, 30, config=LogConfig(segment_max_events=10, fsync=False))
-    fill(data_dir, 5, config=LogConfig(fsync=False), stream="binance-usdm/book_ticker/BTC-USDT-PERP")
+    fill(
+        data_dir, 5, config=LogConfig(fsync=False), stream="binance-usdm/book_ticker/BTC-USDT-PERP"
+    )
     assert verify_log(data_dir).ok
     return data_dir / "log" / SID
 
