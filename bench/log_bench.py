@@ -89,7 +89,40 @@ def run(events: int = 1_000_000, runs: int = 3) -> dict[str, object]:
     }
     ndjson.unlink()
     shutil.rmtree(data, ignore_errors=True)
+    result["real_capture_bytes_per_event"] = _real_capture_bytes()
     return result
+
+
+def _real_capture_bytes() -> dict[str, object] | str:
+    """Bytes per event on real Binance USD-M traffic (trades, depth, bookTicker), if present."""
+    import gzip
+    import os
+    from pathlib import Path
+
+    from buff_dataplane.pipeline.importer import import_file
+
+    default = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "real"
+    path = Path(os.environ.get("BUFF_REAL_FIXTURES", default)) / "hftbacktest/usdm/btcusdt_20240808.gz"
+    if not path.exists():
+        return f"skipped: {path} not found"
+    data = WORK / "real"
+    shutil.rmtree(data, ignore_errors=True)
+    with open_log(data) as log:
+        report = import_file(log, path, venue="binance-usdm", fmt="hftbacktest")
+    seg_bytes = verify_log(data).segment_bytes
+    messages = [ln.split(b" ", 1)[1] for ln in gzip.decompress(path.read_bytes()).splitlines()]
+    ndjson = WORK / "real.ndjson"
+    ndjson.write_bytes(b"\n".join(messages) + b"\n")
+    gz = subprocess.run(["gzip", "-6", "-c", str(ndjson)], capture_output=True, check=True).stdout
+    ndjson.unlink()
+    shutil.rmtree(data, ignore_errors=True)
+    n = report.messages
+    return {
+        "file": path.name,
+        "events": n,
+        "segments": round(seg_bytes / n, 2),
+        "gzip6_ndjson": round(len(gz) / n, 2),
+    }
 
 
 def main() -> None:

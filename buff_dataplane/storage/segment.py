@@ -84,6 +84,22 @@ def read_segment(path: Path, columns: list[str] | None = None) -> pa.Table:
         raise StorageError(f"cannot read segment {path}: {exc}") from exc
 
 
+def hashes_digest(hashes: pa.Array | pa.ChunkedArray) -> str:
+    """payload_digest: SHA-256 over the concatenated 32-byte hashes, in row order.
+
+    Hashes the column's contiguous buffer instead of looping over rows.
+    """
+    if isinstance(hashes, pa.ChunkedArray):
+        hashes = hashes.combine_chunks()
+    if hashes.null_count:
+        raise StorageError("payload_sha256 holds nulls")
+    buf = hashes.buffers()[1]
+    if buf is None:  # an empty column
+        return hashlib.sha256(b"").hexdigest()
+    start = hashes.offset * 32
+    return hashlib.sha256(memoryview(buf)[start : start + 32 * len(hashes)]).hexdigest()
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:

@@ -23,7 +23,7 @@ from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.journal import read_journal
 from buff_dataplane.storage.manifest import ManifestEntry, read_manifest
-from buff_dataplane.storage.segment import RAW_SCHEMA, file_sha256
+from buff_dataplane.storage.segment import RAW_SCHEMA, file_sha256, hashes_digest
 
 
 @dataclass(frozen=True, order=True)
@@ -209,7 +209,7 @@ def _verify_segment(sid: StreamId, path: Path, entry: ManifestEntry, report: Ver
     for seq in _payload_hash_mismatches(table):
         fault("payload_hash_mismatch", f"seq {seq}: payload does not hash to its sha256")
     stored = table.column("payload_sha256").combine_chunks()
-    if _digest_of(stored) != entry.payload_digest:
+    if hashes_digest(stored) != entry.payload_digest:
         fault("payload_digest_mismatch", "digest of payload hashes differs from the manifest")
     for column, want in (
         ("stream_id", str(sid)),
@@ -268,16 +268,6 @@ def _payload_hash_mismatches(table: pa.Table, limit: int = 100) -> list[int]:
     finally:
         con.close()
     return [int(r[0]) for r in rows]
-
-
-def _digest_of(hashes: pa.FixedSizeBinaryArray) -> str:
-    """payload_digest over a contiguous fixed_size_binary(32) column, without a row loop."""
-    if hashes.null_count:
-        return "null hash present"
-    buf = hashes.buffers()[1]
-    assert buf is not None
-    start = hashes.offset * 32
-    return hashlib.sha256(memoryview(buf)[start : start + 32 * len(hashes)]).hexdigest()
 
 
 def _verify_journal(
