@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 
 from buff_dataplane.core.errors import ValidationError
 
-_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _MAX_DECIMAL_TEXT = 64
 
 

@@ -1,8 +1,8 @@
 """Feeds: one folder per venue, each with a pure ``parse.py``.
 
-A parser turns one received message (the exact bytes) into a :class:`~buff_dataplane.feeds.base.Parsed`
-summary: which stream it belongs to, its exchange time and, for trades, the trade itself.
-Parsers do no I/O, read no clock and refuse anything out of contract with
-:class:`~buff_dataplane.core.errors.PayloadRejected`. :func:`buff_dataplane.feeds.registry.parser_for`
-gives the parser of a venue.
+A parser turns one received message (its exact bytes) into a
+:class:`~buff_dataplane.feeds.base.Parsed` summary: which stream it belongs to, its exchange
+time and, for a trade, the trade itself. Parsers do no I/O, read no clock and refuse
+anything out of contract with :class:`~buff_dataplane.core.errors.PayloadRejected`.
+:func:`buff_dataplane.feeds.registry.parser_for` gives the parser of a venue.
 """

@@ -14,7 +14,9 @@ def test_parse_is_exact():
     assert parse_decimal("1e-8") == Decimal("0.00000001")
 
 
-@pytest.mark.parametrize("bad", ["NaN", "inf", "-Infinity", "", "1,5", "0x10", "1.2.3", " 1", "1e"])
+@pytest.mark.parametrize(
+    "bad", ["NaN", "inf", "-Infinity", "", "1,5", "0x10", "1.2.3", " 1", "1e", "\u0661\u0662.5"]
+)
 def test_parse_refuses_non_finite_and_junk(bad):
     with pytest.raises(ValidationError, match="not a finite decimal"):
         parse_decimal(bad)

@@ -1,0 +1,1 @@
+"""Binance spot: ``parse.py`` decodes its messages."""
