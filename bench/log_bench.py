@@ -102,7 +102,9 @@ def _real_capture_bytes() -> dict[str, object] | str:
     from buff_dataplane.pipeline.importer import import_file
 
     default = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "real"
-    path = Path(os.environ.get("BUFF_REAL_FIXTURES", default)) / "hftbacktest/usdm/btcusdt_20240808.gz"
+    path = (
+        Path(os.environ.get("BUFF_REAL_FIXTURES", default)) / "hftbacktest/usdm/btcusdt_20240808.gz"
+    )
     if not path.exists():
         return f"skipped: {path} not found"
     data = WORK / "real"

@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         return 1
     events = sum(
-        s["events"] for c in current.values() for s in c["streams"].values()  # type: ignore[attr-defined]
+        s["events"]
+        for c in current.values()
+        for s in c["streams"].values()  # type: ignore[attr-defined]
     )
     print(f"golden-check OK: {len(current)} cases, {events} events, digests match")
     return 0

@@ -25,11 +25,22 @@ DAY = 1_723_161_600_000  # 2024-08-09T00:00:00Z
 
 def _usdm_two_symbols_day_boundary() -> list[tuple[int, bytes]]:
     start = DAY - 3 * 60_000
-    btc = generate(TapeSpec("BTCUSDT", start, 6 * 60_000, seed=11, rate_per_s=2.0,
-                            quiet_minutes=(1,)))
-    eth = generate(TapeSpec("ETHUSDT", start, 6 * 60_000, seed=12, rate_per_s=1.5,
-                            start_price_ticks=265_012, quiet_minutes=(4,),
-                            first_agg_id=1_900_000_000, first_trade_id=3_100_000_000))
+    btc = generate(
+        TapeSpec("BTCUSDT", start, 6 * 60_000, seed=11, rate_per_s=2.0, quiet_minutes=(1,))
+    )
+    eth = generate(
+        TapeSpec(
+            "ETHUSDT",
+            start,
+            6 * 60_000,
+            seed=12,
+            rate_per_s=1.5,
+            start_price_ticks=265_012,
+            quiet_minutes=(4,),
+            first_agg_id=1_900_000_000,
+            first_trade_id=3_100_000_000,
+        )
+    )
     lines: list[tuple[int, bytes]] = []
     for i, t in enumerate(btc + eth):
         lines.append((t.ts_ms + 5 + i % 7, agg_trade_message(t)))

@@ -18,7 +18,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from itertools import repeat
 from pathlib import Path
 from typing import IO
 
@@ -106,10 +105,23 @@ class StreamWriter:
     # -- appending ---------------------------------------------------------------------
 
     def _reset_pending(self) -> None:
-        # One tuple per event: (payload, ts_exchange, ts_ingest, source, origin, conn_id).
-        self._pending: list[tuple[bytes, int | None, int, str, str | None, int | None]] = []
+        # Pending events as columns; (source, origin, conn_id) run-length encoded, since
+        # they change rarely (a reconnect, a back-fill page).
+        self._pending: list[bytes] = []
+        self._p_ts_ex: list[int | None] = []
+        self._p_ts_in: list[int] = []
+        self._p_runs: list[list[object]] = []  # [count, source, origin, conn_id]
         self._p_bytes = 0
         self._pending_since = 0
+
+    def _add_run(self, count: int, source: str, origin: str | None, conn_id: int | None) -> None:
+        runs = self._p_runs
+        if runs:
+            last = runs[-1]
+            if last[1] == source and last[2] == origin and last[3] == conn_id:
+                last[0] += count  # type: ignore[operator]
+                return
+        runs.append([count, source, origin, conn_id])
 
     @property
     def pending(self) -> int:
@@ -166,7 +178,10 @@ class StreamWriter:
         pending = self._pending
         if not pending:
             self._pending_since = self._clock()
-        pending.append((payload, ts_exchange_ms, ts_ingest_ms, source, origin, conn_id))
+        pending.append(payload)
+        self._p_ts_ex.append(ts_exchange_ms)
+        self._p_ts_in.append(ts_ingest_ms)
+        self._add_run(1, source, origin, conn_id)
         self._p_bytes += size
         seq = self.next_seq
         self.next_seq = seq + 1
@@ -200,6 +215,10 @@ class StreamWriter:
             return self.next_seq - 1
         if any(type(p) is not bytes for p in payloads):
             raise ValidationError(f"{self.stream_id}: payload must be bytes")
+        if any(type(t) is not int for t in ts_ingest_ms) or any(
+            t is not None and type(t) is not int for t in ts_exchange_ms
+        ):
+            raise ValidationError(f"{self.stream_id}: times must be integer epoch ms")
         self._validate(max(map(len, payloads)), None, min(ts_ingest_ms), source)
         self._validate(0, None, max(ts_ingest_ms), source)
         present = [t for t in ts_exchange_ms if t is not None]
@@ -239,16 +258,10 @@ class StreamWriter:
             if not self._pending:
                 self._pending_since = self._clock()
             chunk = payloads[i:j]
-            self._pending.extend(
-                zip(
-                    chunk,
-                    ts_exchange_ms[i:j],
-                    ts_ingest_ms[i:j],
-                    repeat(source),
-                    repeat(origin),
-                    repeat(conn_id),
-                )
-            )
+            self._pending.extend(chunk)
+            self._p_ts_ex.extend(ts_exchange_ms[i:j])
+            self._p_ts_in.extend(ts_ingest_ms[i:j])
+            self._add_run(j - i, source, origin, conn_id)
             self._p_bytes += sum(map(len, chunk))
             self.next_seq += j - i
             m = len(self._pending)
@@ -273,22 +286,28 @@ class StreamWriter:
         if n == 0:
             return self.durable_seq
         first_seq = self.durable_seq + 1
-        payloads, ts_ex, ts_in, sources, origins, conns = zip(*self._pending, strict=True)
+        payloads = self._pending
         sha = hashlib.sha256
+        runs = self._p_runs
+
+        def expand(k: int, typ: pa.DataType) -> pa.Array:
+            parts = [pa.repeat(pa.scalar(r[k], typ), r[0]) for r in runs]
+            return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+
         batch = pa.RecordBatch.from_arrays(
             [
-                pa.array([self.stream_id] * n, pa.string()),
-                pa.array(range(first_seq, first_seq + n), pa.int64()),
-                pa.array(ts_ex, pa.int64()),
-                pa.array(ts_in, pa.int64()),
-                pa.array([self.sid.symbol] * n, pa.string()),
-                pa.array([self.sid.channel] * n, pa.string()),
+                pa.repeat(pa.scalar(self.stream_id, pa.string()), n),
+                pa.arange(first_seq, first_seq + n),
+                pa.array(self._p_ts_ex, pa.int64()),
+                pa.array(self._p_ts_in, pa.int64()),
+                pa.repeat(pa.scalar(self.sid.symbol, pa.string()), n),
+                pa.repeat(pa.scalar(self.sid.channel, pa.string()), n),
                 pa.array(payloads, pa.binary()),
                 pa.array([sha(p).digest() for p in payloads], pa.binary(32)),
-                pa.array(sources, pa.string()),
-                pa.array([SCHEMA_VERSION] * n, pa.int16()),
-                pa.array(origins, pa.string()),
-                pa.array(conns, pa.int64()),
+                expand(1, pa.string()),
+                pa.repeat(pa.scalar(SCHEMA_VERSION, pa.int16()), n),
+                expand(2, pa.string()),
+                expand(3, pa.int64()),
             ],
             schema=RAW_SCHEMA,
         )

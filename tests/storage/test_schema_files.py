@@ -14,9 +14,10 @@ def test_raw_event_schema_file_matches_the_arrow_schema():
     assert [f["name"] for f in spec["fields"]] == RAW_SCHEMA.names
     for f in spec["fields"]:
         field = RAW_SCHEMA.field(f["name"])
-        assert str(field.type).replace("fixed_size_binary[32]", "fixed_size_binary(32)") == f[
-            "arrow_type"
-        ], f["name"]
+        assert (
+            str(field.type).replace("fixed_size_binary[32]", "fixed_size_binary(32)")
+            == f["arrow_type"]
+        ), f["name"]
         assert field.nullable == f["nullable"], f["name"]
 
 
