@@ -1,8 +1,9 @@
 """make demo: run what the product does today, end to end, on the embedded default.
 
 Today that is: a seeded two-symbol tape from the simulator written as a capture file,
-imported into a fresh raw log, verified, listed, and a tampered copy caught. Live capture
-from the simulator, back-fill, bars and replay verification join as they are built.
+imported into a fresh raw log, verified, bars built and exported, every revision replayed
+and verified, and a tampered copy caught. Live capture from the simulator and REST
+back-fill join as they are built.
 """
 
 from __future__ import annotations
@@ -59,7 +60,20 @@ def main() -> int:
     print(f"$ buff verify-log --data {data}", flush=True)
     if (code := buff(["verify-log", "--data", data])) != 0:
         return code
-    _step("4. tamper with a copy: one flipped byte must be caught")
+    _step("4. buff canonicalize (1m and 5m bars, exact decimals, provenance, revisions)")
+    for argv in (
+        ["canonicalize", "--data", data, "--timeframes", "1m,5m"],
+        ["bars", "--data", data, "--venue", "binance-usdm", "--symbol", "BTC-USDT-PERP",
+         "--timeframe", "5m", "--format", "binance"],
+    ):
+        print(f"$ buff {' '.join(argv)}", flush=True)
+        if (code := buff(argv)) != 0:
+            return code
+    _step("5. buff replay --verify (re-derive every revision from the raw log)")
+    print(f"$ buff replay --verify --data {data}", flush=True)
+    if (code := buff(["replay", "--verify", "--data", data])) != 0:
+        return code
+    _step("6. tamper with a copy: one flipped byte must be caught")
     copy = DEMO_DIR / "tampered"
     shutil.copytree(data, copy)
     segment = sorted((copy / "log").rglob("*.parquet"))[0]
@@ -75,8 +89,9 @@ def main() -> int:
     _step("summary")
     print(f"events imported : {n}")
     print(f"raw log         : {DEMO_DIR / 'data'} (verify-log clean)")
+    print("bars            : 1m and 5m, replay --verify matched every revision")
     print("tamper test     : caught (exit 1)")
-    print("not built yet   : live capture from the simulator, back-fill, bars, replay --verify")
+    print("not built yet   : live capture from the simulator (buff capture), REST back-fill")
     print(f"took            : {time.monotonic() - started:.1f}s")
     return 0
 

@@ -1,8 +1,11 @@
 """make golden-check / golden-update: the golden regression check.
 
-For every case of golden.make: the committed capture must equal what the generator makes
-now; importing it into a fresh log must verify clean; and each stream's event count, seq
-range, exchange-time range and payload digest must equal golden/digests.json. An entry
+For every case of golden.make: the committed captures must equal what the generator makes
+now; the raw log built from them must verify clean; each stream's event count, seq range,
+exchange-time range and payload digest must equal golden/digests.json; bars of every
+golden timeframe are built (then rebuilt applying late data), every revision's content
+digest must equal golden/digests.json, and replay --verify must pass on every revision
+with both engines. An entry
 in digests.json with no case, or a case with no entry, fails the check. Only
 ``--update`` rewrites digests.json, and it prints what changed.
 """
@@ -16,20 +19,59 @@ import sys
 import tempfile
 from pathlib import Path
 
+from buff_dataplane.core.ids import StreamId
+from buff_dataplane.feeds.registry import parser_for
+from buff_dataplane.pipeline.canonicalize import canonicalize
 from buff_dataplane.pipeline.importer import import_file
+from buff_dataplane.pipeline.replay import replay
 from buff_dataplane.storage.log import open_log
 from buff_dataplane.storage.verify import verify_log
-from golden.make import CASES, capture_path, render
+from golden.make import BACKFILLS, CASES, backfill_path, capture_path, render, render_backfill
 
 DIGESTS = Path(__file__).resolve().parent / "digests.json"
 
 
-def _digests_of(name: str) -> dict[str, object]:
+ENGINES = ("reference",)
+TIMEFRAMES = ("1m", "5m", "1h", "1d")
+
+
+def build_case(name: str, data: Path) -> None:
+    """The golden raw log of ``name`` as captured (its back-fill comes later)."""
     venue, _ = CASES[name]
+    with open_log(data) as log:
+        import_file(log, capture_path(name), venue=venue, fmt="ndjson")
+
+
+def append_backfill(name: str, data: Path) -> None:
+    """Append the case's REST back-fill to its trade stream, as the back-fill job would."""
+    venue, _ = CASES[name]
+    symbol, _ = BACKFILLS[name]
+    parser = parser_for(venue)
+    with open_log(data) as log:
+        writer = log.writer(StreamId(venue, "trade", symbol))
+        for line in backfill_path(name).read_bytes().splitlines():
+            item = json.loads(line)
+            raw = item["raw"].encode()
+            writer.append(
+                raw,
+                parser.parse(raw).event_ts_exchange_ms,
+                item["recv_ms"],
+                source="rest_backfill",
+                origin="golden:rest",
+            )
+
+
+def _digests_of(name: str) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        with open_log(data) as log:
-            import_file(log, capture_path(name), venue=venue, fmt="ndjson")
+        build_case(name, data)
+        # Stages: bars as captured; after the back-fill; then applying late data.
+        bars = _build_bars(data, CASES[name][0], {})
+        if name in BACKFILLS:
+            append_backfill(name, data)
+            bars.update(_build_bars(data, CASES[name][0], {}))
+        bars.update(_build_bars(data, CASES[name][0], {"apply_late": True}))
+        _replay_all(data)
         report = verify_log(data)
         if not report.ok:
             raise SystemExit(f"golden {name}: verify-log failed: {report.faults[0]}")
@@ -50,8 +92,43 @@ def _digests_of(name: str) -> dict[str, object]:
                 "ts_exchange_max": max(ex_max) if ex_max else None,
                 "payload_digest_chain": digest.hexdigest(),
             }
-    capture = capture_path(name).read_bytes()
-    return {"capture_sha256": hashlib.sha256(capture).hexdigest(), "streams": streams}
+    out: dict[str, object] = {
+        "capture_sha256": hashlib.sha256(capture_path(name).read_bytes()).hexdigest(),
+        "streams": streams,
+        "bars": bars,
+    }
+    if name in BACKFILLS:
+        out["backfill_sha256"] = hashlib.sha256(backfill_path(name).read_bytes()).hexdigest()
+    return out
+
+
+def _build_bars(data: Path, venue: str, overrides: dict[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    log = open_log(data, readonly=True)
+    for o in canonicalize(
+        log, venue=venue, timeframes=TIMEFRAMES, overrides=overrides, engine=ENGINES[0]
+    ):
+        if o.revision is not None:
+            out[f"{o.key} rev {o.revision}"] = {
+                "reason": o.reason,
+                "content_digest": o.content_digest,
+                "status_counts": o.status_counts,
+                "late_candidates": o.late_candidates,
+                "duplicates": o.duplicates,
+                "conflicts": o.conflicts,
+            }
+    return out
+
+
+def _replay_all(data: Path) -> None:
+    """replay --verify on every revision, with every engine: all must match."""
+    for engine in ENGINES:
+        for item in replay(data, engine=engine):
+            if not item.ok:
+                raise SystemExit(
+                    f"golden: replay --verify ({engine}) failed for {item.key} rev "
+                    f"{item.revision}: {item.faults[:1]} {item.differing_bars[:1]}"
+                )
 
 
 def _diff(old: object, new: object, path: str = "") -> list[str]:
@@ -72,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         path = capture_path(name)
         if not path.exists() or path.read_bytes() != render(name):
             problems.append(f"{path.name}: differs from what golden.make generates now")
+        if name in BACKFILLS and (
+            not backfill_path(name).exists()
+            or backfill_path(name).read_bytes() != render_backfill(name)
+        ):
+            problems.append(f"{backfill_path(name).name}: differs from what golden.make makes")
     if problems and not args.update:
         print("\n".join(f"FAIL {p}" for p in problems))
         return 1

@@ -3,8 +3,10 @@
 Each case is a small NDJSON capture (``{"recv_ms": ..., "raw": ...}`` per line, in
 receive order) holding the situations the log and the bars must get right: two symbols,
 a UTC day boundary, empty minutes, an exact duplicate, a conflicting duplicate,
-out-of-order exchange times and a late event. ``python -m golden.make`` rewrites them;
-``golden.check`` regenerates them in memory and fails if a committed file differs.
+out-of-order exchange times, a late event, and a hole repaired by REST back-fill
+(``*.rest.ndjson``: aggTrades items appended with ``source = rest_backfill``).
+``python -m golden.make`` rewrites them; ``golden.check`` regenerates them in memory and
+fails if a committed file differs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from buff_dataplane.sim.binance_usdm import agg_trade_message
+from buff_dataplane.sim.binance_usdm import agg_trade_message, rest_agg_trade_item
 from buff_dataplane.sim.tape import TapeSpec, generate
 
 HERE = Path(__file__).resolve().parent
@@ -63,16 +65,47 @@ def _usdm_two_symbols_day_boundary() -> list[tuple[int, bytes]]:
     return lines
 
 
+def _usdm_backfill() -> list[tuple[int, bytes]]:
+    """A capture with a hole: 40 trades missed by the WebSocket (a reconnect)."""
+    start = DAY + 3_600_000
+    trades = generate(TapeSpec("BTCUSDT", start, 4 * 60_000, seed=21, rate_per_s=3.0))
+    missed = {t.agg_id for t in trades[400:440]}
+    return [(t.ts_ms + 4, agg_trade_message(t)) for t in trades if t.agg_id not in missed]
+
+
+def _usdm_backfill_rest() -> list[tuple[int, bytes]]:
+    """What a REST back-fill returns for that hole: aggTrades items, received later."""
+    start = DAY + 3_600_000
+    trades = generate(TapeSpec("BTCUSDT", start, 4 * 60_000, seed=21, rate_per_s=3.0))
+    fetched_at = trades[-1].ts_ms + 30_000
+    return [(fetched_at, rest_agg_trade_item(t)) for t in trades[400:440]]
+
+
+# name -> (venue, capture lines, back-filled lines (symbol, lines) or None)
 CASES: dict[str, tuple[str, Callable[[], list[tuple[int, bytes]]]]] = {
     "usdm_two_symbols_day_boundary": ("binance-usdm", _usdm_two_symbols_day_boundary),
+    "usdm_backfill": ("binance-usdm", _usdm_backfill),
+}
+# Back-filled events appended after a case's capture: case -> (symbol, lines).
+BACKFILLS: dict[str, tuple[str, Callable[[], list[tuple[int, bytes]]]]] = {
+    "usdm_backfill": ("BTC-USDT-PERP", _usdm_backfill_rest),
 }
 
 
 def render(name: str) -> bytes:
     _, build = CASES[name]
+    return _ndjson(build())
+
+
+def render_backfill(name: str) -> bytes:
+    _, build = BACKFILLS[name]
+    return _ndjson(build())
+
+
+def _ndjson(lines: list[tuple[int, bytes]]) -> bytes:
     out = [
         json.dumps({"recv_ms": recv, "raw": raw.decode()}, separators=(",", ":"), sort_keys=True)
-        for recv, raw in build()
+        for recv, raw in lines
     ]
     return ("\n".join(out) + "\n").encode()
 
@@ -81,11 +114,18 @@ def capture_path(name: str) -> Path:
     return CAPTURES / f"{name}.ndjson"
 
 
+def backfill_path(name: str) -> Path:
+    return CAPTURES / f"{name}.rest.ndjson"
+
+
 def main() -> None:
     CAPTURES.mkdir(exist_ok=True)
     for name in sorted(CASES):
         capture_path(name).write_bytes(render(name))
         print(f"wrote {capture_path(name).relative_to(HERE.parent)}")
+    for name in sorted(BACKFILLS):
+        backfill_path(name).write_bytes(render_backfill(name))
+        print(f"wrote {backfill_path(name).relative_to(HERE.parent)}")
 
 
 if __name__ == "__main__":

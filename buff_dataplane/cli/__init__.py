@@ -24,7 +24,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from buff_dataplane.cli import log_cmds  # noqa: F401  (registers commands)
+    from buff_dataplane.cli import bars_cmds, log_cmds  # noqa: F401  (registers commands)
 
 
 def _error(message: str) -> None:

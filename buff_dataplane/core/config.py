@@ -8,11 +8,13 @@ any artifact can name exactly the settings it was built with.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
 from buff_dataplane.core.errors import ConfigError
+
+C = TypeVar("C", bound="_Config")
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -41,7 +43,7 @@ class _Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
         return hashlib.sha256(self.canonical_json()).hexdigest()
 
     @classmethod
-    def from_dict(cls, data: object) -> _Config:
+    def from_dict(cls: type[C], data: object) -> C:
         try:
             return msgspec.convert(data, cls)
         except msgspec.ValidationError as exc:
@@ -81,3 +83,36 @@ class LogConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=True):
     max_payload_bytes: int = 1 * MIB
     fsync: bool = True
     zstd_level: int = 1
+
+
+class BarConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Settings of a bar build; its digest is stored with every revision built from it.
+
+    allowed_lateness_ms: a bucket is sealed at its end plus this, on the ingest clock.
+    apply_late: include trades ingested after their bucket's seal (a ``late_data``
+    revision) instead of reporting them as revision candidates.
+    range_from_ms / range_to_ms: the schedule, [from, to) in UTC epoch ms; by default it
+    runs from the first to the last bucket holding a trade.
+    """
+
+    _ranges: ClassVar[dict[str, tuple[int, int]]] = {
+        "allowed_lateness_ms": (0, 3_600_000),
+        "bar_format_version": (1, 1),
+    }
+
+    allowed_lateness_ms: int = 2_000
+    apply_late: bool = False
+    range_from_ms: int | None = None
+    range_to_ms: int | None = None
+    bar_format_version: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        lo, hi = self.range_from_ms, self.range_to_ms
+        for name, value in (("range_from_ms", lo), ("range_to_ms", hi)):
+            if value is not None and (
+                isinstance(value, bool) or not 0 <= value <= 4_102_444_800_000
+            ):
+                raise ConfigError(f"config {name}={value!r} is not a UTC epoch-ms time")
+        if lo is not None and hi is not None and lo >= hi:
+            raise ConfigError(f"inverted or empty range: from {lo} is not before to {hi}")

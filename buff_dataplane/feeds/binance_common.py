@@ -49,6 +49,7 @@ _T = TypeVar("_T")
 
 CHANNEL_OF_KIND: Final[Mapping[str, str]] = {
     "aggTrade": "trade",
+    "restAggTrade": "trade",
     "trade": "trade",
     "bookTicker": "book_ticker",
     "markPriceUpdate": "mark_price",
@@ -209,6 +210,24 @@ def _agg_trade(body: bytes | Raw, where: str) -> _Read:
     )
 
 
+def _rest_agg_trade(body: bytes | Raw, where: str) -> _Read:
+    m = _decode(wire.REST_AGG_TRADE, body, where)
+    if m.f > m.last:
+        raise PayloadRejected(
+            "bad_field", f"aggTrades item a={m.a}: first id f={m.f} > last id l={m.last}"
+        )
+    _check_plain(where, ("p", "q"), m.p, m.q)
+    return m.T, Trade(
+        trade_id=m.a,
+        price=_positive(m.p, "p"),
+        size=_positive(m.q, "q"),
+        taker_side="sell" if m.m else "buy",
+        ts_ms=m.T,
+        first_trade_id=m.f,
+        last_trade_id=m.last,
+    )
+
+
 def _trade(body: bytes | Raw, where: str) -> _Read:
     m = _decode(wire.TRADE, body, where)
     _check_plain(where, ("p", "q"), m.p, m.q)
@@ -285,6 +304,7 @@ def _flat_error(body: bytes | Raw, where: str) -> _Read:
 
 _READERS: Final[Mapping[str, Callable[[bytes | Raw, str], _Read]]] = {
     "aggTrade": _agg_trade,
+    "restAggTrade": _rest_agg_trade,
     "trade": _trade,
     "bookTicker": _book_ticker,
     "markPriceUpdate": _mark_price,
@@ -383,6 +403,8 @@ class BinanceParser:
             kind = "bookTicker"
         elif head.result is not UNSET:
             kind = "subscription_ack"
+        elif head.a is not UNSET:
+            kind = "restAggTrade"  # a REST aggTrades item: back-filled; names no symbol
         elif head.error is not UNSET or head.code is not UNSET:
             kind = "error"
         else:

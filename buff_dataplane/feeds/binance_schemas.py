@@ -47,6 +47,7 @@ class Head(Struct, frozen=True):
     result: Raw | UnsetType = UNSET
     error: Raw | UnsetType = UNSET
     code: Raw | UnsetType = UNSET
+    a: Raw | UnsetType = UNSET
 
 
 class AggTradeMsg(Struct, frozen=True):
@@ -60,6 +61,22 @@ class AggTradeMsg(Struct, frozen=True):
     last: Id = msgspec.field(name="l")
     T: TsMs
     m: bool  # the buyer is the maker: the taker sold
+
+
+class RestAggTrade(Struct, frozen=True, forbid_unknown_fields=True):
+    """One item of REST ``GET /fapi/v1/aggTrades`` (``/api/v3/aggTrades`` on spot)::
+
+    {"a":26129,"p":"0.01633102","q":"4.70443515","f":27781,"l":27781,"T":1498793709153,"m":true}
+    """
+
+    a: Id
+    p: str
+    q: str
+    f: Id
+    last: Id = msgspec.field(name="l")
+    T: TsMs
+    m: bool
+    M: bool | UnsetType = UNSET  # spot only: was the trade the best price match
 
 
 class TradeMsg(Struct, frozen=True):
@@ -179,6 +196,7 @@ class FlatErrorMsg(Struct, frozen=True):
 HEAD = msgspec.json.Decoder(Head | list[Any] | str | int | float | bool | None)
 AGG_TRADE = msgspec.json.Decoder(AggTradeMsg)
 TRADE = msgspec.json.Decoder(TradeMsg)
+REST_AGG_TRADE = msgspec.json.Decoder(RestAggTrade)
 BOOK_TICKER = msgspec.json.Decoder(BookTickerMsg)
 MARK_PRICE = msgspec.json.Decoder(MarkPriceMsg)
 DEPTH_UPDATE = msgspec.json.Decoder(DepthUpdateMsg)

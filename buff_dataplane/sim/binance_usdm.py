@@ -17,3 +17,12 @@ def agg_trade_message(t: TapeTrade, event_ms: int | None = None) -> bytes:
     """The combined-stream WebSocket message of ``t`` (``E`` defaults to ``T``)."""
     data = agg_trade_data(t, t.ts_ms if event_ms is None else event_ms)
     return f'{{"stream":"{t.symbol.lower()}@aggTrade","data":{data}}}'.encode()
+
+
+def rest_agg_trade_item(t: TapeTrade) -> bytes:
+    """``t`` as one item of REST ``GET /fapi/v1/aggTrades`` (canonical: no spaces)."""
+    m = "true" if t.buyer_maker else "false"
+    return (
+        f'{{"a":{t.agg_id},"p":"{t.price}","q":"{t.qty}","f":{t.first_id},'
+        f'"l":{t.last_id},"T":{t.ts_ms},"m":{m}}}'
+    ).encode()

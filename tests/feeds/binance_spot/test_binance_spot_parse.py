@@ -48,6 +48,22 @@ def quote(kind: str, channel: str, venue_symbol: str, symbol: str, ts: int | Non
 
 
 ACCEPTED: dict[str, Parsed] = {
+    "restAggTrade.json": Parsed(
+        kind="restAggTrade",
+        channel="trade",
+        venue_symbol=None,
+        symbol=None,
+        event_ts_exchange_ms=1498793709153,
+        trade=Trade(
+            trade_id=26129,
+            price=Decimal("0.01633102"),
+            size=Decimal("4.70443515"),
+            taker_side="sell",
+            ts_ms=1498793709153,
+            first_trade_id=27781,
+            last_trade_id=27781,
+        ),
+    ),
     "aggTrade.json": Parsed(
         kind="aggTrade",
         channel="trade",

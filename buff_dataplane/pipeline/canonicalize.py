@@ -1,0 +1,361 @@
+"""``buff canonicalize``: build bars from the raw log into the revision store.
+
+For each (venue, symbol) with a trade stream: the input set is every sealed segment of
+that stream (names, seq ranges, file SHA-256s and payload digests are recorded); the
+observed window is the exchange-time range of the symbol's sealed feed (every channel
+but ``control``). Each timeframe's bars are compared with the latest revision: unchanged
+inputs and config write nothing; otherwise a new revision is published with a reason:
+
+=================  ======================================================================
+``initial``        the first revision of the artifact
+``rebuild``        asked for with ``--rebuild``
+``late_data``      the config changed only in ``apply_late`` and bars changed (late
+                   trades applied; with no late trades nothing is written)
+``config_change``  any other config change (lateness, range)
+``backfill``       new inputs, and a changed or added bar now holds back-filled trades
+``new_data``       new inputs otherwise (the capture went on; edge bars completed)
+=================  ======================================================================
+
+Options left unset are inherited from the latest revision's config, so a late-data
+revision is not undone by the next plain build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from buff_dataplane import __version__
+from buff_dataplane.core.bars import TIMEFRAMES, Bar, BuildResult, content_digest, timeframe_ms
+from buff_dataplane.core.config import BarConfig
+from buff_dataplane.core.errors import ValidationError
+from buff_dataplane.core.ids import StreamId, validate_symbol, validate_venue
+from buff_dataplane.storage import layout
+from buff_dataplane.storage.bars_store import ArtifactKey, BarStore, diff_bars
+from buff_dataplane.storage.log import RawLog
+
+ENGINES = ("sql", "reference")
+DEFAULT_ENGINE = "reference"
+# Venues whose trade ids are contiguous per symbol (a jump is a gap).
+CONTIGUOUS_IDS = {"binance-usdm", "binance-spot"}
+
+Engine = Callable[..., dict[str, BuildResult]]
+
+
+def engine_for(name: str) -> Engine:
+    if name == "sql":
+        from buff_dataplane.pipeline.bars_sql import build_bars_sql
+
+        return build_bars_sql  # type: ignore[no-any-return,unused-ignore]
+    if name == "reference":
+        from buff_dataplane.pipeline.bars_ref import build_bars_ref
+
+        return build_bars_ref
+    raise ValidationError(f"unknown engine {name!r}: expected one of {', '.join(ENGINES)}")
+
+
+@dataclass
+class Outcome:
+    key: ArtifactKey
+    revision: int | None  # None: nothing written
+    reason: str  # or "unchanged"
+    bars: int
+    status_counts: dict[str, int]
+    late_candidates: int
+    duplicates: int
+    conflicts: list[int]
+    content_digest: str
+    diff: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifact": str(self.key),
+            "revision": self.revision,
+            "reason": self.reason,
+            "bars": self.bars,
+            "status_counts": self.status_counts,
+            "late_candidates": self.late_candidates,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "content_digest": self.content_digest,
+            "diff": self.diff,
+        }
+
+
+def trade_inputs(log: RawLog, venue: str, symbol: str) -> list[dict[str, Any]]:
+    sid = StreamId(venue, "trade", symbol)
+    return [
+        {
+            "stream_id": str(sid),
+            "segment": e.segment,
+            "seq_from": e.seq_from,
+            "seq_to": e.seq_to,
+            "file_sha256": e.file_sha256,
+            "payload_digest": e.payload_digest,
+        }
+        for e in log.manifest(sid)
+    ]
+
+
+def window_inputs(log: RawLog, venue: str, symbol: str) -> list[dict[str, Any]]:
+    out = []
+    for sid in log.stream_ids():
+        if sid.venue != venue or sid.symbol != symbol or sid.channel == "control":
+            continue
+        for e in log.manifest(sid):
+            if e.ts_exchange_min is None or e.ts_exchange_max is None:
+                continue
+            out.append(
+                {
+                    "stream_id": str(sid),
+                    "segment": e.segment,
+                    "file_sha256": e.file_sha256,
+                    "ts_exchange_min": e.ts_exchange_min,
+                    "ts_exchange_max": e.ts_exchange_max,
+                }
+            )
+    return out
+
+
+def window_of(inputs: list[dict[str, Any]]) -> tuple[int, int] | None:
+    if not inputs:
+        return None
+    return min(i["ts_exchange_min"] for i in inputs), max(i["ts_exchange_max"] for i in inputs)
+
+
+def segment_path(root: Path, stream_id: str, segment: str) -> Path:
+    return layout.stream_dir(root, StreamId.parse(stream_id)) / layout.SEGMENTS / segment
+
+
+def schedule_for(config: BarConfig, timeframe: str) -> tuple[int, int] | None:
+    """The config's range aligned outward to the timeframe, or None for the default."""
+    lo, hi = config.range_from_ms, config.range_to_ms
+    if lo is None and hi is None:
+        return None
+    if lo is None or hi is None:
+        raise ValidationError("give both --from and --to, or neither")
+    tf = timeframe_ms(timeframe)
+    return lo - lo % tf, hi + (-hi) % tf
+
+
+def run_engine(
+    engine: str,
+    root: Path,
+    inputs: list[dict[str, Any]],
+    *,
+    venue: str,
+    symbol: str,
+    timeframes: Sequence[str],
+    config: BarConfig,
+    window: tuple[int, int] | None,
+    threads: int | None = None,
+) -> dict[str, BuildResult]:
+    files = [segment_path(root, i["stream_id"], i["segment"]) for i in inputs]
+    build = engine_for(engine)
+    knobs: dict[str, Any] = {"threads": threads} if engine == "sql" and threads else {}
+    out: dict[str, BuildResult] = {}
+    # The schedule is per timeframe (the range aligns to each), so group by schedule.
+    by_range: dict[tuple[int, int] | None, list[str]] = {}
+    for tf in timeframes:
+        by_range.setdefault(schedule_for(config, tf), []).append(tf)
+    for range_ms, tfs in sorted(by_range.items(), key=lambda kv: str(kv[0])):
+        out.update(
+            build(
+                files,
+                venue=venue,
+                symbol=symbol,
+                timeframes=tfs,
+                allowed_lateness_ms=config.allowed_lateness_ms,
+                apply_late=config.apply_late,
+                window=window,
+                ids_contiguous=venue in CONTIGUOUS_IDS,
+                range_ms=range_ms,
+                **knobs,
+            )
+        )
+    return out
+
+
+def _status_counts(bars: list[Bar]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for bar in bars:
+        counts[bar.status] = counts.get(bar.status, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _reason(
+    parent: dict[str, Any] | None,
+    config: BarConfig,
+    inputs: list[dict[str, Any]],
+    window_in: list[dict[str, Any]],
+    diff: dict[str, Any],
+    bars: list[Bar],
+    rebuild: bool,
+) -> str | None:
+    if parent is None:
+        return "initial"
+    if rebuild:
+        return "rebuild"
+    if parent["config_digest"] != config.digest():
+        old = BarConfig.from_dict(parent["config"])
+        only_late = BarConfig.from_dict({**old.to_dict(), "apply_late": config.apply_late})
+        return "late_data" if only_late == config else "config_change"
+    if parent["inputs"] == inputs and parent["window_inputs"] == window_in:
+        return None
+    touched = {d["open_time_ms"] for d in diff["added"] + diff["changed"]}
+    if any(b.backfilled for b in bars if b.open_time_ms in touched):
+        return "backfill"
+    return "new_data"
+
+
+def canonicalize(
+    log: RawLog,
+    *,
+    venue: str,
+    symbols: Sequence[str] | None = None,
+    timeframes: Sequence[str] = ("1m",),
+    overrides: dict[str, Any] | None = None,
+    rebuild: bool = False,
+    engine: str = DEFAULT_ENGINE,
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Outcome]:
+    """Build and publish bars; ``overrides`` are BarConfig fields given on the command line."""
+    validate_venue(venue)
+    for tf in timeframes:
+        timeframe_ms(tf)
+    if len(set(timeframes)) != len(timeframes):
+        raise ValidationError(f"timeframes repeat: {', '.join(timeframes)}")
+    available = sorted(
+        s.symbol for s in log.stream_ids() if s.venue == venue and s.channel == "trade"
+    )
+    if symbols is None:
+        chosen = available
+    else:
+        chosen = sorted({validate_symbol(s) for s in symbols})
+        missing = [s for s in chosen if s not in available]
+        if missing:
+            raise ValidationError(
+                f"no trade stream for {', '.join(missing)} on {venue} "
+                f"(have: {', '.join(available) or 'none'})"
+            )
+    if not chosen:
+        raise ValidationError(f"no trade streams for venue {venue} in {log.root}")
+    store = BarStore(log.root)
+    outcomes: list[Outcome] = []
+    for symbol in chosen:
+        inputs = trade_inputs(log, venue, symbol)
+        window_in = window_inputs(log, venue, symbol)
+        window = window_of(window_in)
+        keys = [
+            ArtifactKey(venue, symbol, tf)
+            for tf in sorted(timeframes, key=lambda tf: TIMEFRAMES[tf])
+        ]
+        parents = {k: store.latest(k) for k in keys}
+        configs: dict[str, BarConfig] = {}
+        for k in keys:
+            rev = parents[k]
+            base = store.manifest(k, rev)["config"] if rev is not None else {}
+            configs[k.timeframe] = BarConfig.from_dict({**base, **(overrides or {})})
+        if progress is not None:
+            progress(f"{venue}/{symbol}: building {', '.join(k.timeframe for k in keys)}")
+        by_config: dict[BarConfig, list[str]] = {}
+        for tf, cfg in configs.items():
+            by_config.setdefault(cfg, []).append(tf)
+        results: dict[str, BuildResult] = {}
+        for cfg, tfs in by_config.items():
+            results.update(
+                run_engine(
+                    engine,
+                    log.root,
+                    inputs,
+                    venue=venue,
+                    symbol=symbol,
+                    timeframes=tfs,
+                    config=cfg,
+                    window=window,
+                )
+            )
+        for key in keys:
+            outcomes.append(
+                _publish(
+                    store,
+                    key,
+                    parents[key],
+                    results[key.timeframe],
+                    configs[key.timeframe],
+                    inputs,
+                    window_in,
+                    window,
+                    rebuild,
+                )
+            )
+    return outcomes
+
+
+def _publish(
+    store: BarStore,
+    key: ArtifactKey,
+    parent_rev: int | None,
+    result: BuildResult,
+    config: BarConfig,
+    inputs: list[dict[str, Any]],
+    window_in: list[dict[str, Any]],
+    window: tuple[int, int] | None,
+    rebuild: bool,
+) -> Outcome:
+    parent = store.manifest(key, parent_rev) if parent_rev is not None else None
+    before = store.read_bars(key, parent_rev) if parent_rev is not None else []
+    diff = diff_bars(before, result.bars)
+    digest = content_digest(result.bars)
+    reason = _reason(parent, config, inputs, window_in, diff, result.bars, rebuild)
+    if reason == "late_data" and not any(diff.values()):
+        reason = None  # there was no late data to apply: nothing to publish
+    summary = {k: len(v) for k, v in diff.items()}
+    outcome = Outcome(
+        key=key,
+        revision=None,
+        reason=reason or "unchanged",
+        bars=len(result.bars),
+        status_counts=_status_counts(result.bars),
+        late_candidates=len(result.late),
+        duplicates=result.duplicates,
+        conflicts=result.conflicts,
+        content_digest=digest,
+        diff=summary,
+    )
+    if reason is None:
+        return outcome
+    revision = (parent_rev or 0) + 1
+    schedule = (
+        [result.bars[0].open_time_ms, result.bars[-1].close_time_ms + 1] if result.bars else None
+    )
+    manifest = {
+        "format": "buff-bars",
+        "format_version": 1,
+        "built_by": f"buff_dataplane {__version__}",
+        "venue": key.venue,
+        "symbol": key.symbol,
+        "timeframe": key.timeframe,
+        "revision": revision,
+        "parent": parent_rev,
+        "reason": reason,
+        "config": config.to_dict(),
+        "config_digest": config.digest(),
+        "inputs": inputs,
+        "window_inputs": window_in,
+        "window": list(window) if window else None,
+        "schedule": schedule,
+        "content_digest": digest,
+        "bars": len(result.bars),
+        "status_counts": outcome.status_counts,
+        "late_candidates": len(result.late),
+        "duplicates": result.duplicates,
+        "conflicts": result.conflicts,
+        "diff": summary,
+    }
+    store.write_revision(key, revision, result.bars, manifest, diff, result.late)
+    outcome.revision = revision
+    return outcome
