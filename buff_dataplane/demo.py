@@ -63,8 +63,19 @@ def main() -> int:
     _step("4. buff canonicalize (1m and 5m bars, exact decimals, provenance, revisions)")
     for argv in (
         ["canonicalize", "--data", data, "--timeframes", "1m,5m"],
-        ["bars", "--data", data, "--venue", "binance-usdm", "--symbol", "BTC-USDT-PERP",
-         "--timeframe", "5m", "--format", "binance"],
+        [
+            "bars",
+            "--data",
+            data,
+            "--venue",
+            "binance-usdm",
+            "--symbol",
+            "BTC-USDT-PERP",
+            "--timeframe",
+            "5m",
+            "--format",
+            "binance",
+        ],
     ):
         print(f"$ buff {' '.join(argv)}", flush=True)
         if (code := buff(argv)) != 0:
