@@ -24,7 +24,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from buff_dataplane.cli import bars_cmds, log_cmds  # noqa: F401  (registers commands)
+    from buff_dataplane.cli import (  # noqa: F401  (registers commands)
+        bars_cmds,
+        capture_cmds,
+        log_cmds,
+    )
 
 
 def _error(message: str) -> None:

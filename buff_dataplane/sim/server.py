@@ -99,6 +99,7 @@ class ExchangeSim:
         self._weight: dict[int, int] = {}
         self.sent_ids: dict[str, list[int]] = {}  # every aggTrade id sent, all connections
         self.rest_requests = 0
+        self._players: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -134,6 +135,8 @@ class ExchangeSim:
         return self
 
     async def stop(self) -> None:
+        for task in list(self._players):  # a send blocked on a slow client must not hang us
+            task.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -166,6 +169,8 @@ class ExchangeSim:
         path = urlsplit(ws.request.path if ws.request else "/")
         conn.streams |= _streams_of(path.path, path.query)
         sender = asyncio.create_task(self._play(ws, conn))
+        self._players.add(sender)
+        sender.add_done_callback(self._players.discard)
         try:
             async for message in ws:
                 await self._control(ws, conn, message)
@@ -219,7 +224,10 @@ class ExchangeSim:
                 if trade.ts_ms <= now:
                     break
                 await asyncio.sleep(max(1, min(trade.ts_ms, next_mark) - now) / 1000)
-            if silent or f"{trade.symbol.lower()}@aggTrade" not in conn.streams:
+            sym = trade.symbol.lower()
+            if not silent and f"{sym}@bookTicker" in conn.streams:
+                await ws.send(_book_ticker(trade))
+            if silent or f"{sym}@aggTrade" not in conn.streams:
                 continue
             frame = agg_trade_message(trade)
             conn.trades_sent += 1
@@ -265,9 +273,6 @@ class ExchangeSim:
         if len(conn.last_sent) > 2000:
             del conn.last_sent[:1000]
         self.sent_ids[trade.symbol].append(trade.agg_id)
-        sym = trade.symbol.lower()
-        if f"{sym}@bookTicker" in conn.streams:
-            await ws.send(_book_ticker(trade))
 
     async def _send_marks(self, ws: ServerConnection, conn: _Conn, now: int) -> None:
         for symbol in sorted(self.tapes):

@@ -1,0 +1,423 @@
+"""``buff capture``: record a venue's WebSocket feeds into the raw log.
+
+Tasks, all owned by one ``asyncio.TaskGroup``: one connection manager per planned
+connection (reading frames into a bounded queue), one writer (draining the queue in
+bursts: parse, de-duplicate, quarantine, ``append_batch``), one committer (time-based
+group commits), one status publisher. The queue never drops: when it is full the socket
+readers wait (backpressure) and an ``overflow`` control event is written, so the stall is
+a fact in the log. Connection transitions are written as ``control`` events on every
+symbol the connection carries, so downtime windows can be derived from the log alone.
+
+De-duplication by trade id uses a TTL cache (``cachetools``): an exact duplicate (same
+id, same bytes of the trade's content) is counted and skipped; the same id with
+different content is quarantined as ``duplicate_conflict`` and the stream is flagged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from cachetools import TTLCache
+
+from buff_dataplane.core.config import _Config
+from buff_dataplane.core.errors import FeedError, PayloadRejected, ValidationError
+from buff_dataplane.core.ids import StreamId, validate_symbol
+from buff_dataplane.feeds.binance_usdm import ws as binance_ws
+from buff_dataplane.feeds.connection import ConnectionManager, Socket, websockets_connect
+from buff_dataplane.feeds.registry import parser_for
+from buff_dataplane.storage.layout import write_file_atomic
+from buff_dataplane.storage.log import RawLog
+
+
+class CaptureConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Capture settings (validated ranges; the digest goes into the status file)."""
+
+    _ranges: ClassVar[dict[str, tuple[int, int]]] = {
+        "silence_timeout_s": (1, 3_600),
+        "queue_size": (10, 5_000_000),
+        "dedup_ttl_s": (1, 86_400),
+        "dedup_entries": (1_000, 50_000_000),
+        "status_interval_ms": (100, 60_000),
+        "rotate_after_s": (5, 86_400),
+        "stale_after_s": (1, 86_400),
+        "connect_grace_s": (1, 600),
+    }
+
+    silence_timeout_s: int = 30
+    queue_size: int = 100_000
+    dedup_ttl_s: int = 900
+    dedup_entries: int = 2_000_000
+    status_interval_ms: int = 2_000
+    rotate_after_s: int = binance_ws.ROTATE_AFTER_S
+    stale_after_s: int = 10
+    connect_grace_s: int = 15
+    expected_silence: tuple[str, ...] = ()  # stream ids allowed to be quiet (no alarm)
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class StreamHealth:
+    events: int = 0
+    last_ms: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+
+    def to_dict(self, now: int, stale_ms: int, quiet_ok: bool) -> dict[str, Any]:
+        age = None if not self.last_ms else now - self.last_ms
+        stale = not quiet_ok and (age is None or age > stale_ms)
+        return {
+            "events": self.events,
+            "last_message_age_ms": age,
+            "stale": stale,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "expected_silence": quiet_ok,
+        }
+
+
+@dataclass
+class CaptureStats:
+    messages: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    conflicts: int = 0
+    overflows: int = 0
+    control_events: int = 0
+    stale_frames: int = 0
+    reconnects: int = 0
+
+
+class Capture:
+    def __init__(
+        self,
+        log: RawLog,
+        *,
+        venue: str,
+        symbols: list[str],
+        channels: list[str],
+        endpoint: str,
+        config: CaptureConfig | None = None,
+        clock_ms: Callable[[], int] = wall_ms,
+        connect: Callable[[str], Any] = websockets_connect,
+    ) -> None:
+        if venue != binance_ws.VENUE:
+            raise ValidationError(
+                f"live capture supports {binance_ws.VENUE} only so far, not {venue}"
+            )
+        self.log = log
+        self.venue = venue
+        self.parser = parser_for(venue)
+        self.symbols = sorted({validate_symbol(s) for s in symbols})
+        if not self.symbols:
+            raise ValidationError("no symbols to capture")
+        self.venue_symbols = {self.parser.to_venue(s): s for s in self.symbols}
+        self.channels = sorted(set(channels))
+        self.plans = binance_ws.plan_connections(sorted(self.venue_symbols), self.channels)
+        self.endpoint = endpoint
+        self.config = config or CaptureConfig()
+        self.clock = clock_ms
+        self._connect = connect
+        self.queue: asyncio.Queue[tuple[int, int, str | bytes, int]] = asyncio.Queue(
+            self.config.queue_size
+        )
+        self.stats = CaptureStats()
+        self.health: dict[str, StreamHealth] = {}
+        self._seen: TTLCache[tuple[str, int], bytes] = TTLCache(
+            maxsize=self.config.dedup_entries, ttl=self.config.dedup_ttl_s, timer=time.monotonic
+        )
+        self.managers: list[ConnectionManager] = []
+        self._overflowing = False
+        self._stop = asyncio.Event()
+        self._connected_once = asyncio.Event()
+        self.flagged: set[str] = set()
+
+    # -- control events ---------------------------------------------------------------------
+
+    def _control(self, plan_index: int, kind: str, fields: dict[str, Any]) -> None:
+        now = self.clock()
+        plan = self.plans[plan_index] if plan_index >= 0 else None
+        body = {"event": kind, "venue": self.venue, "ts_ms": now, **fields}
+        if plan is not None:
+            body["connection"] = f"{plan.route}#{plan_index}"
+        payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        symbols = (
+            sorted({self.venue_symbols[s.split("@")[0].upper()] for s in plan.streams})
+            if plan is not None
+            else self.symbols
+        )
+        for sym in symbols:
+            self.log.writer(StreamId(self.venue, "control", sym)).append(
+                payload, None, now, source="ws", conn_id=fields.get("generation")
+            )
+        self.stats.control_events += 1
+        if kind == "connected":
+            self._connected_once.set()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _manager(self, index: int) -> ConnectionManager:
+        plan = self.plans[index]
+
+        async def on_message(gen: int, message: str | bytes, recv_ms: int) -> None:
+            if self.queue.full() and not self._overflowing:
+                self._overflowing = True
+                self.stats.overflows += 1
+                self._control(index, "overflow", {"queue_size": self.config.queue_size})
+            await self.queue.put((index, gen, message, recv_ms))
+
+        async def on_connected(ws: Socket, gen: int) -> None:
+            await ws.send(plan.subscribe(gen))
+
+        return ConnectionManager(
+            plan.url(self.endpoint),
+            name=f"{self.venue} {plan.route}#{index}",
+            on_message=on_message,
+            on_event=lambda kind, fields: self._control(index, kind, fields),
+            on_connected=on_connected,
+            connect=self._connect,
+            silence_timeout_s=self.config.silence_timeout_s,
+            lifetime_s=self.config.rotate_after_s,
+            clock_ms=self.clock,
+        )
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        while True:
+            first = await self.queue.get()
+            batch = [first]
+            while len(batch) < 10_000:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            self._write_batch(batch)
+            if self._overflowing and self.queue.qsize() < self.config.queue_size // 2:
+                self._overflowing = False
+
+    def _write_batch(self, batch: list[tuple[int, int, str | bytes, int]]) -> None:
+        grouped: dict[tuple[StreamId, int], tuple[list[bytes], list[int | None], list[int]]] = {}
+        for index, gen, message, recv_ms in batch:
+            self.stats.messages += 1
+            payload = message.encode() if isinstance(message, str) else message
+            found = self._classify(index, gen, payload, recv_ms)
+            if found is None:
+                continue
+            cols = grouped.setdefault((found[0], gen), ([], [], []))
+            cols[0].append(payload)
+            cols[1].append(found[1])
+            cols[2].append(recv_ms)
+        for (sid, gen), (payloads, ts_ex, ts_in) in sorted(
+            grouped.items(), key=lambda kv: str(kv[0])
+        ):
+            self.log.writer(sid).append_batch(payloads, ts_ex, ts_in, source="ws", conn_id=gen)
+            health = self.health.setdefault(str(sid), StreamHealth())
+            health.events += len(payloads)
+            health.last_ms = max(health.last_ms, ts_in[-1])
+
+    def _classify(
+        self, index: int, gen: int, payload: bytes, recv_ms: int
+    ) -> tuple[StreamId, int | None] | None:
+        try:
+            parsed = self.parser.parse(payload)
+            if parsed.kind == "subscription_ack":
+                self._control(index, "subscribed", {"generation": gen, "ack": payload.decode()})
+                return None
+            if parsed.symbol is None or parsed.symbol not in self.symbols:
+                raise PayloadRejected("unexpected_symbol", f"{parsed.kind} for {parsed.symbol}")
+            sid = StreamId(self.venue, parsed.channel, parsed.symbol)
+            if parsed.trade is not None and self._duplicate(sid, parsed.trade.trade_id, payload):
+                return None
+        except PayloadRejected as exc:
+            self.log.quarantine.add(
+                venue=self.venue,
+                payload=payload,
+                reason=exc.reason,
+                detail=exc.detail,
+                received_ms=recv_ms,
+                origin=f"ws:{self.plans[index].route}#{index}:g{gen}",
+            )
+            self.stats.quarantined[exc.reason] += 1
+            return None
+        return sid, parsed.event_ts_exchange_ms
+
+    def _duplicate(self, sid: StreamId, trade_id: int, payload: bytes) -> bool:
+        key = (str(sid), trade_id)
+        seen = self._seen.get(key)
+        if seen is None:
+            self._seen[key] = _trade_content(payload)
+            return False
+        health = self.health.setdefault(str(sid), StreamHealth())
+        if seen == _trade_content(payload):
+            self.stats.duplicates += 1
+            health.duplicates += 1
+            return True
+        self.stats.conflicts += 1
+        health.conflicts += 1
+        self.flagged.add(str(sid))
+        raise PayloadRejected("duplicate_conflict", f"trade id {trade_id} seen with other content")
+
+    async def _committer(self) -> None:
+        interval = self.log.config.group_commit_ms / 2000
+        while True:
+            await asyncio.sleep(interval)
+            for w in self.log.writers():
+                w.maybe_commit()
+            self.log.quarantine.flush()
+
+    # -- status -------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        quiet = set(self.config.expected_silence)
+        streams = {
+            sid: h.to_dict(now, self.config.stale_after_s * 1000, sid in quiet)
+            for sid, h in sorted(self.health.items())
+        }
+        return {
+            "pid": os.getpid(),
+            "venue": self.venue,
+            "symbols": self.symbols,
+            "channels": self.channels,
+            "updated_ms": now,
+            "config_digest": self.config.digest(),
+            "connections": [
+                {
+                    "name": m.name,
+                    "state": m.state,
+                    "generation": m.generation,
+                    "reconnects": m.reconnects,
+                    "stale_frames": m.stale_frames,
+                }
+                for m in self.managers
+            ],
+            "queue": {
+                "size": self.queue.qsize(),
+                "capacity": self.config.queue_size,
+                "overflows": self.stats.overflows,
+            },
+            "messages": self.stats.messages,
+            "duplicates": self.stats.duplicates,
+            "conflicts": self.stats.conflicts,
+            "flagged_streams": sorted(self.flagged),
+            "quarantined": dict(sorted(self.stats.quarantined.items())),
+            "streams": streams,
+        }
+
+    def _publish_status(self) -> None:
+        path = status_path(self.log.root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        write_file_atomic(tmp, (json.dumps(self.status(), indent=1) + "\n").encode(), fsync=False)
+        os.replace(tmp, path)  # the status file is a mutable snapshot, not log data
+
+    async def _status_loop(self) -> None:
+        while True:
+            self._publish_status()
+            await asyncio.sleep(self.config.status_interval_ms / 1000)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(
+        self, duration_s: float | None = None, handle_signals: bool = False
+    ) -> CaptureStats:
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop)
+        self._control(-1, "capture_started", {"channels": self.channels, "pid": os.getpid()})
+        self.managers = [self._manager(i) for i in range(len(self.plans))]
+        try:
+            async with asyncio.TaskGroup() as group:
+                runners = [group.create_task(m.run()) for m in self.managers]
+                helpers = [
+                    group.create_task(self._writer()),
+                    group.create_task(self._committer()),
+                    group.create_task(self._status_loop()),
+                ]
+                watch = group.create_task(self._watch(duration_s, runners))
+                await watch
+                for task in [*runners, *helpers]:
+                    task.cancel()
+        except* FeedError as eg:
+            raise eg.exceptions[0] from None
+        finally:
+            for manager in self.managers:
+                await manager.close()
+            self._drain()
+            self._control(-1, "capture_stopped", {"messages": self.stats.messages})
+            for w in self.log.writers():
+                w.seal()
+            self.log.quarantine.flush()
+            self.stats.stale_frames = sum(m.stale_frames for m in self.managers)
+            self.stats.reconnects = sum(m.reconnects for m in self.managers)
+            with contextlib.suppress(OSError):
+                self._publish_status()
+        return self.stats
+
+    async def _watch(self, duration_s: float | None, runners: list[asyncio.Task[None]]) -> None:
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        grace = time.monotonic() + self.config.connect_grace_s
+        while not self._stop.is_set():
+            if any(t.done() for t in runners):
+                for t in runners:
+                    if t.done() and t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]
+            if not self._connected_once.is_set() and time.monotonic() > grace:
+                raise FeedError(
+                    f"cannot reach {self.endpoint}: no connection within "
+                    f"{self.config.connect_grace_s}s"
+                )
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await self._stop.wait()
+
+    def _drain(self) -> None:
+        rest = []
+        while True:
+            try:
+                rest.append(self.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        if rest:
+            self._write_batch(rest)
+
+
+def _trade_content(payload: bytes) -> bytes:
+    """The part of a trade message that must match for a duplicate to be exact.
+
+    The combined-stream wrapper and the push time ``E`` may differ between two sends of
+    the same trade; the trade's own fields may not.
+    """
+    try:
+        msg = json.loads(payload)
+    except ValueError:
+        return payload
+    data = msg.get("data", msg) if isinstance(msg, dict) else msg
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "E"}
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def status_path(root: Path) -> Path:
+    return root / "status" / "capture.json"
