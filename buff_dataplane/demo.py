@@ -1,110 +1,116 @@
-"""make demo: run what the product does today, end to end, on the embedded default.
+"""make demo: the main job end to end on the embedded default, with a readable summary.
 
-Today that is: a seeded two-symbol tape from the simulator written as a capture file,
-imported into a fresh raw log, verified, bars built and exported, every revision replayed
-and verified, and a tampered copy caught. Live capture from the simulator and REST
-back-fill join as they are built.
+The local exchange simulator plays a seeded two-symbol tape over real sockets; the
+capture records it for about 30 s while the simulator drops the connection abnormally
+and re-sends a burst of already-delivered trades after the reconnect; then the log is
+verified, 1m bars are built and every revision is re-derived and verified, and a
+tampered copy of the log is caught. Nothing is left running.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from buff_dataplane.cli import main as buff
-from buff_dataplane.sim.binance_usdm import agg_trade_message
-from buff_dataplane.sim.tape import TapeSpec, generate
+from buff_dataplane.core.config import LogConfig
+from buff_dataplane.pipeline.capture import Capture, CaptureConfig, CaptureStats
+from buff_dataplane.sim.server import ExchangeSim, SimConfig
+from buff_dataplane.storage.log import open_log
 
 DEMO_DIR = Path("demo-data")
-START = 1_723_161_600_000 - 5 * 60_000  # 2024-08-08T23:55:00Z, across midnight
+CAPTURE_S = 30.0
+FAULTS = "close:1006@1500,resend:200"  # drop the socket; re-send 200 trades after reconnect
 
 
-def _write_capture(path: Path) -> int:
-    trades = generate(TapeSpec("BTCUSDT", START, 10 * 60_000, seed=1, rate_per_s=20))
-    trades += generate(
-        TapeSpec("ETHUSDT", START, 10 * 60_000, seed=2, rate_per_s=10, start_price_ticks=265_012)
+async def _capture(data: Path) -> tuple[CaptureStats, int]:
+    config = SimConfig(
+        symbols=("BTCUSDT", "ETHUSDT"), seed=7, rate=60.0, duration_s=CAPTURE_S + 30, faults=FAULTS
     )
-    lines = sorted((t.ts_ms + 7, agg_trade_message(t)) for t in trades)
-    with path.open("w") as fh:
-        for recv, raw in lines:
-            fh.write(json.dumps({"recv_ms": recv, "raw": raw.decode()}) + "\n")
-    return len(lines)
+    async with ExchangeSim(config) as sim:
+        print(
+            f"simulator on {sim.ws_url} (WebSocket) and {sim.rest_url} (REST), faults: {FAULTS}",
+            flush=True,
+        )
+        with open_log(data, LogConfig()) as log:
+            capture = Capture(
+                log,
+                venue="binance-usdm",
+                symbols=["BTC-USDT-PERP", "ETH-USDT-PERP"],
+                channels=["trade", "mark_price"],
+                endpoint=sim.ws_url,
+                config=CaptureConfig(),
+            )
+            stats = await capture.run(duration_s=CAPTURE_S)
+        sent = sum(len(ids) for ids in sim.sent_ids.values())
+    return stats, sent
 
 
 def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
+def _run(argv: list[str]) -> int:
+    print(f"$ buff {' '.join(argv)}", flush=True)
+    return buff(argv)
+
+
 def main() -> int:
     started = time.monotonic()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    DEMO_DIR.mkdir()
-    data = str(DEMO_DIR / "data")
-    capture = DEMO_DIR / "tape.ndjson"
-    _step("1. simulator tape -> capture file")
-    n = _write_capture(capture)
-    print(f"{n} aggTrade messages for BTCUSDT and ETHUSDT, 23:55-00:05 UTC -> {capture}")
-    _step("2. buff import (raw log: hashed, sequenced, sealed Parquet segments)")
+    data = DEMO_DIR / "data"
+    _step(f"1. buff capture: two symbols from the local simulator for {CAPTURE_S:g} s")
+    stats, sent = asyncio.run(_capture(data))
+    print(
+        f"received {stats.messages} frames; reconnects {stats.reconnects}; "
+        f"duplicates skipped {stats.duplicates}; quarantined {sum(stats.quarantined.values())}"
+    )
     steps = [
-        ["import", str(capture), "--venue", "binance-usdm", "--format", "ndjson", "--data", data],
-        ["log", "ls", "--data", data],
+        ["log", "ls", "--data", str(data)],
+        ["verify-log", "--data", str(data)],
+        ["canonicalize", "--data", str(data), "--timeframes", "1s,1m"],
+        ["replay", "--verify", "--data", str(data)],
     ]
-    for argv in steps:
-        print(f"$ buff {' '.join(argv)}", flush=True)
-        if (code := buff(argv)) != 0:
+    titles = [
+        "2. the raw log",
+        "3. buff verify-log",
+        "4. buff canonicalize (1s and 1m bars)",
+        "5. buff replay --verify",
+    ]
+    for title, argv in zip(titles, steps, strict=True):
+        _step(title)
+        if (code := _run(argv)) != 0:
             return code
-    _step("3. buff verify-log (re-hash every payload and file, walk the manifest chain)")
-    print(f"$ buff verify-log --data {data}", flush=True)
-    if (code := buff(["verify-log", "--data", data])) != 0:
-        return code
-    _step("4. buff canonicalize (1m and 5m bars, exact decimals, provenance, revisions)")
-    for argv in (
-        ["canonicalize", "--data", data, "--timeframes", "1m,5m"],
-        [
-            "bars",
-            "--data",
-            data,
-            "--venue",
-            "binance-usdm",
-            "--symbol",
-            "BTC-USDT-PERP",
-            "--timeframe",
-            "5m",
-            "--format",
-            "binance",
-        ],
-    ):
-        print(f"$ buff {' '.join(argv)}", flush=True)
-        if (code := buff(argv)) != 0:
-            return code
-    _step("5. buff replay --verify (re-derive every revision from the raw log)")
-    print(f"$ buff replay --verify --data {data}", flush=True)
-    if (code := buff(["replay", "--verify", "--data", data])) != 0:
-        return code
-    _step("6. tamper with a copy: one flipped byte must be caught")
+    _step("6. tamper with a copy of the log: one flipped byte must be caught")
     copy = DEMO_DIR / "tampered"
     shutil.copytree(data, copy)
-    segment = sorted((copy / "log").rglob("*.parquet"))[0]
+    segment = sorted((copy / "log").rglob("*.parquet"))[-1]
     segment.chmod(0o644)
     raw = bytearray(segment.read_bytes())
     raw[len(raw) // 2] ^= 1
     segment.write_bytes(bytes(raw))
-    print(f"$ buff verify-log --data {copy}", flush=True)
-    code = buff(["verify-log", "--data", str(copy)])
-    print(f"exit code {code} (1 = verification failed, as it must)")
-    if code != 1:
-        return 1
+    tamper = _run(["verify-log", "--data", str(copy)])
+    print(f"exit code {tamper} (1 = verification failed, as it must)")
     _step("summary")
-    print(f"events imported : {n}")
-    print(f"raw log         : {DEMO_DIR / 'data'} (verify-log clean)")
-    print("bars            : 1m and 5m, replay --verify matched every revision")
-    print("tamper test     : caught (exit 1)")
-    print("not built yet   : live capture from the simulator (buff capture), REST back-fill")
-    print(f"took            : {time.monotonic() - started:.1f}s")
-    return 0
+    print(f"trades sent by the simulator : {sent}")
+    print(f"frames captured              : {stats.messages}")
+    print(
+        f"faults seen and handled      : {stats.reconnects} reconnect(s), "
+        f"{stats.duplicates} re-sent duplicates skipped, "
+        f"{sum(stats.quarantined.values())} frames quarantined"
+    )
+    print(
+        "downtime                     : written as control events; the bars it touches are "
+        "GAP_UNRESOLVED until REST back-fill is built"
+    )
+    print("bars and replay              : 1s and 1m bars built; replay --verify matched every revision")
+    print(f"tamper check                 : {'caught (exit 1)' if tamper == 1 else 'NOT CAUGHT'}")
+    print(f"data                         : {data.resolve()}")
+    print(f"took                         : {time.monotonic() - started:.1f}s")
+    return 0 if tamper == 1 else 1
 
 
 if __name__ == "__main__":
