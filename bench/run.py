@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import log_bench
+from bench import bars_bench, log_bench
 
-SECTIONS = {"log": log_bench.main}
+SECTIONS = {"bars": bars_bench.main, "log": log_bench.main}
 
 
 def main(argv: list[str]) -> None:

@@ -106,7 +106,10 @@ def main() -> int:
         "downtime                     : written as control events; the bars it touches are "
         "GAP_UNRESOLVED until REST back-fill is built"
     )
-    print("bars and replay              : 1s and 1m bars built; replay --verify matched every revision")
+    print(
+        "bars and replay              : 1s and 1m bars built; "
+        "replay --verify matched every revision"
+    )
     print(f"tamper check                 : {'caught (exit 1)' if tamper == 1 else 'NOT CAUGHT'}")
     print(f"data                         : {data.resolve()}")
     print(f"took                         : {time.monotonic() - started:.1f}s")

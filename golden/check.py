@@ -31,7 +31,7 @@ from golden.make import BACKFILLS, CASES, backfill_path, capture_path, render, r
 DIGESTS = Path(__file__).resolve().parent / "digests.json"
 
 
-ENGINES = ("reference",)
+ENGINES = ("sql", "reference")
 TIMEFRAMES = ("1m", "5m", "1h", "1d")
 
 

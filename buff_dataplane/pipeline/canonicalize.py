@@ -37,7 +37,10 @@ from buff_dataplane.storage.bars_store import ArtifactKey, BarStore, diff_bars
 from buff_dataplane.storage.log import RawLog
 
 ENGINES = ("sql", "reference")
-DEFAULT_ENGINE = "reference"
+DEFAULT_ENGINE = "sql"
+# DuckDB spills past this; it keeps a build's RSS bounded however large the log
+# (bench: 10M events peak 1.2 GB with 1GB, 2.7 GB with DuckDB's default of 80% of RAM).
+DEFAULT_MEMORY_LIMIT = "1GB"
 # Venues whose trade ids are contiguous per symbol (a jump is a gap).
 CONTIGUOUS_IDS = {"binance-usdm", "binance-spot"}
 
@@ -151,10 +154,15 @@ def run_engine(
     config: BarConfig,
     window: tuple[int, int] | None,
     threads: int | None = None,
+    memory_limit: str | None = None,
 ) -> dict[str, BuildResult]:
     files = [segment_path(root, i["stream_id"], i["segment"]) for i in inputs]
     build = engine_for(engine)
-    knobs: dict[str, Any] = {"threads": threads} if engine == "sql" and threads else {}
+    knobs: dict[str, Any] = {}
+    if engine == "sql":
+        knobs["memory_limit"] = memory_limit or DEFAULT_MEMORY_LIMIT
+        if threads:
+            knobs["threads"] = threads
     out: dict[str, BuildResult] = {}
     # The schedule is per timeframe (the range aligns to each), so group by schedule.
     by_range: dict[tuple[int, int] | None, list[str]] = {}

@@ -48,7 +48,7 @@ def _independent_bars(path):
 
 
 @pytest.mark.real_fixtures
-@pytest.mark.parametrize("engine", ["reference"])
+@pytest.mark.parametrize("engine", ["reference", "sql"])
 def test_whole_minutes_2355_to_2359_match_the_capture(tmp_path, real_fixtures, engine):
     path = real_fixtures / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"
     data = tmp_path / "data"

@@ -17,7 +17,7 @@ BTC = "binance-usdm/BTC-USDT-PERP/1m"
 LATE_BAR = 1723161720000  # 2024-08-09T00:02Z: the golden capture's late trade falls here
 
 
-@pytest.fixture(params=["reference"])
+@pytest.fixture(params=["reference", "sql"])
 def engine(request):
     return request.param
 

@@ -11,7 +11,7 @@ from golden.make import capture_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["reference"])
+@pytest.mark.parametrize("engine", ["reference", "sql"])
 def test_builds_in_other_processes_agree(tmp_path, engine):
     digests = []
     for seed, threads in (("1", "1"), ("4242", "2")):
