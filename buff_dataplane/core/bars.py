@@ -268,6 +268,46 @@ def build_bars(
     return BuildResult(bars=bars, late=late, duplicates=duplicates, conflicts=conflicts)
 
 
+def empty_bar(
+    venue: str,
+    symbol: str,
+    timeframe: str,
+    open_time: int,
+    tf: int,
+    status: str,
+    prev_close: str,
+) -> Bar:
+    """A bucket with no trades: the previous close repeated, zero volumes, no provenance."""
+    return Bar(
+        venue=venue,
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time_ms=open_time,
+        close_time_ms=open_time + tf - 1,
+        open=prev_close,
+        high=prev_close,
+        low=prev_close,
+        close=prev_close,
+        volume="0",
+        quote_volume="0",
+        trade_count=0,
+        taker_buy_volume="0",
+        taker_buy_quote_volume="0",
+        first_trade_id=None,
+        last_trade_id=None,
+        status=status,
+        backfilled=False,
+        event_count=0,
+        seq_min=None,
+        seq_max=None,
+        segments="",
+        payload_digest=EMPTY_DIGEST,
+    )
+
+
+EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
+
+
 def _bar(
     venue: str,
     symbol: str,
@@ -287,26 +327,7 @@ def _bar(
         "status": status,
     }
     if not trades:
-        return Bar(
-            **base,  # type: ignore[arg-type]
-            open=prev_close,
-            high=prev_close,
-            low=prev_close,
-            close=prev_close,
-            volume="0",
-            quote_volume="0",
-            trade_count=0,
-            taker_buy_volume="0",
-            taker_buy_quote_volume="0",
-            first_trade_id=None,
-            last_trade_id=None,
-            backfilled=False,
-            event_count=0,
-            seq_min=None,
-            seq_max=None,
-            segments="",
-            payload_digest=hashlib.sha256(b"").hexdigest(),
-        )
+        return empty_bar(venue, symbol, timeframe, open_time, tf, status, prev_close)
     with localcontext(_EXACT):
         return _traded_bar(base, trades)
 

@@ -50,7 +50,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from buff_dataplane.core.bars import Bar, BuildResult, LateCandidate, timeframe_ms
+from buff_dataplane.core.bars import Bar, BuildResult, LateCandidate, empty_bar, timeframe_ms
 from buff_dataplane.core.decimals import canonical_decimal
 from buff_dataplane.core.errors import PayloadRejected, StorageError, ValidationError
 from buff_dataplane.core.events import MAX_TS_MS, MIN_TS_MS
@@ -60,7 +60,6 @@ from buff_dataplane.feeds.registry import parser_for
 __all__ = ["build_bars_sql"]
 
 MONEY_SCALE = 10
-_EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
 _SYMBOL_RE = re.compile(r"[A-Z0-9]{1,64}")
 
 # --- extraction: the fast path ------------------------------------------------------------
@@ -684,28 +683,7 @@ class _Engine:
                 status = "COMPLETE" if row is not None else "EMPTY"
             times: dict[str, Any] = {"open_time_ms": open_time, "close_time_ms": open_time + tf - 1}
             if row is None:
-                bar = Bar(
-                    **base,
-                    **times,
-                    status=status,
-                    open=prev_close,
-                    high=prev_close,
-                    low=prev_close,
-                    close=prev_close,
-                    volume="0",
-                    quote_volume="0",
-                    trade_count=0,
-                    taker_buy_volume="0",
-                    taker_buy_quote_volume="0",
-                    first_trade_id=None,
-                    last_trade_id=None,
-                    backfilled=False,
-                    event_count=0,
-                    seq_min=None,
-                    seq_max=None,
-                    segments="",
-                    payload_digest=_EMPTY_DIGEST,
-                )
+                bar = empty_bar(venue, symbol, timeframe, open_time, tf, status, prev_close)
             else:
                 bar = Bar(**base, **times, status=status, **row)
             prev_close = bar.close

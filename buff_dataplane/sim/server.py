@@ -35,26 +35,14 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from buff_dataplane.core.bars import TIMEFRAMES
 from buff_dataplane.sim.binance_usdm import agg_trade_message, rest_agg_trade_item
 from buff_dataplane.sim.faults import FaultPlan, WsFault, parse_faults
 from buff_dataplane.sim.tape import TapeSpec, TapeTrade, generate
 
 WEIGHT_LIMIT_1M = 2400
 AGG_TRADES_WEIGHT = 20
-INTERVALS_MS = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-}
+INTERVALS_MS = {name: ms for name, ms in TIMEFRAMES.items() if name != "1s"}  # the venue's
 
 
 def wall_ms() -> int:
