@@ -143,6 +143,9 @@ def sim_cmd(
     symbols: Annotated[str, typer.Option(help="Venue symbols, comma-separated.")] = "BTCUSDT",
     faults: Annotated[str, typer.Option(help="Fault plan, e.g. 'close:1006@500,rest429:2'.")] = "",
     duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after N seconds.")] = None,
+    pace: Annotated[
+        str, typer.Option(help="realtime (trades at their tape times) or max (benchmarks).")
+    ] = "realtime",
 ) -> int:
     """Run the Binance USD-M exchange simulator (WebSocket + REST on one port)."""
     from buff_dataplane.sim.server import ExchangeSim, SimConfig
@@ -155,7 +158,10 @@ def sim_cmd(
         rate=rate,
         faults=faults,
         duration_s=duration if duration is not None else 3_600.0,
+        pace=pace,
     )
+    if pace not in ("realtime", "max"):
+        raise ValidationError(f"--pace {pace!r}: expected realtime or max")
 
     async def serve() -> None:
         sim = ExchangeSim(config)

@@ -9,7 +9,7 @@ a fact in the log. Connection transitions are written as ``control`` events on e
 symbol the connection carries, so downtime windows can be derived from the log alone.
 
 De-duplication by trade id uses a TTL cache (``cachetools``): an exact duplicate (same
-id, same bytes of the trade's content) is counted and skipped; the same id with
+id, same parsed trade fields) is counted and skipped; the same id with
 different content is quarantined as ``duplicate_conflict`` and the stream is flagged.
 """
 
@@ -21,7 +21,7 @@ import json
 import os
 import signal
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from cachetools import TTLCache
 from buff_dataplane.core.config import _Config
 from buff_dataplane.core.errors import FeedError, PayloadRejected, ValidationError
 from buff_dataplane.core.ids import StreamId, validate_symbol
+from buff_dataplane.core.trades import Trade
 from buff_dataplane.feeds.binance_usdm import ws as binance_ws
 from buff_dataplane.feeds.connection import ConnectionManager, Socket, websockets_connect
 from buff_dataplane.feeds.registry import parser_for
@@ -135,7 +136,7 @@ class Capture:
         )
         self.stats = CaptureStats()
         self.health: dict[str, StreamHealth] = {}
-        self._seen: TTLCache[tuple[str, int], bytes] = TTLCache(
+        self._seen: TTLCache[tuple[str, int], tuple[object, ...]] = TTLCache(
             maxsize=self.config.dedup_entries, ttl=self.config.dedup_ttl_s, timer=time.monotonic
         )
         self.managers: list[ConnectionManager] = []
@@ -143,6 +144,10 @@ class Capture:
         self._stop = asyncio.Event()
         self._connected_once = asyncio.Event()
         self.flagged: set[str] = set()
+        # Receive-to-durable latency: (last seq of a batch, its first receive time) per
+        # stream until a commit covers it; samples are an upper bound (the committer's tick).
+        self._awaiting: dict[str, deque[tuple[int, int]]] = {}
+        self.latency_samples: deque[int] = deque(maxlen=200_000)
 
     # -- control events ---------------------------------------------------------------------
 
@@ -223,7 +228,10 @@ class Capture:
         for (sid, gen), (payloads, ts_ex, ts_in) in sorted(
             grouped.items(), key=lambda kv: str(kv[0])
         ):
-            self.log.writer(sid).append_batch(payloads, ts_ex, ts_in, source="ws", conn_id=gen)
+            last = self.log.writer(sid).append_batch(
+                payloads, ts_ex, ts_in, source="ws", conn_id=gen
+            )
+            self._awaiting.setdefault(str(sid), deque()).append((last, min(ts_in)))
             health = self.health.setdefault(str(sid), StreamHealth())
             health.events += len(payloads)
             health.last_ms = max(health.last_ms, ts_in[-1])
@@ -239,7 +247,8 @@ class Capture:
             if parsed.symbol is None or parsed.symbol not in self.symbols:
                 raise PayloadRejected("unexpected_symbol", f"{parsed.kind} for {parsed.symbol}")
             sid = StreamId(self.venue, parsed.channel, parsed.symbol)
-            if parsed.trade is not None and self._duplicate(sid, parsed.trade.trade_id, payload):
+            trade = parsed.trade
+            if trade is not None and self._duplicate(sid, trade.trade_id, _trade_key(trade)):
                 return None
         except PayloadRejected as exc:
             self.log.quarantine.add(
@@ -254,14 +263,14 @@ class Capture:
             return None
         return sid, parsed.event_ts_exchange_ms
 
-    def _duplicate(self, sid: StreamId, trade_id: int, payload: bytes) -> bool:
+    def _duplicate(self, sid: StreamId, trade_id: int, content: tuple[object, ...]) -> bool:
         key = (str(sid), trade_id)
         seen = self._seen.get(key)
         if seen is None:
-            self._seen[key] = _trade_content(payload)
+            self._seen[key] = content
             return False
         health = self.health.setdefault(str(sid), StreamHealth())
-        if seen == _trade_content(payload):
+        if seen == content:
             self.stats.duplicates += 1
             health.duplicates += 1
             return True
@@ -274,8 +283,12 @@ class Capture:
         interval = self.log.config.group_commit_ms / 2000
         while True:
             await asyncio.sleep(interval)
+            now = self.clock()
             for w in self.log.writers():
-                w.maybe_commit()
+                durable = w.maybe_commit()
+                waiting = self._awaiting.get(w.stream_id)
+                while waiting and waiting[0][0] <= durable:
+                    self.latency_samples.append(now - waiting.popleft()[1])
             self.log.quarantine.flush()
 
     # -- status -------------------------------------------------------------------------------
@@ -314,6 +327,7 @@ class Capture:
             "conflicts": self.stats.conflicts,
             "flagged_streams": sorted(self.flagged),
             "quarantined": dict(sorted(self.stats.quarantined.items())),
+            "receive_to_durable_ms": _percentiles(self.latency_samples),
             "streams": streams,
         }
 
@@ -403,20 +417,31 @@ class Capture:
             self._write_batch(rest)
 
 
-def _trade_content(payload: bytes) -> bytes:
-    """The part of a trade message that must match for a duplicate to be exact.
+def _trade_key(trade: Trade) -> tuple[object, ...]:
+    """What must match for a duplicate to be exact: the trade's own fields, parsed.
 
     The combined-stream wrapper and the push time ``E`` may differ between two sends of
-    the same trade; the trade's own fields may not.
+    the same trade; price, size, side, trade time and covered ids may not.
     """
-    try:
-        msg = json.loads(payload)
-    except ValueError:
-        return payload
-    data = msg.get("data", msg) if isinstance(msg, dict) else msg
-    if isinstance(data, dict):
-        data = {k: v for k, v in data.items() if k != "E"}
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return (
+        trade.price,
+        trade.size,
+        trade.taker_side,
+        trade.ts_ms,
+        trade.first_trade_id,
+        trade.last_trade_id,
+    )
+
+
+def _percentiles(samples: deque[int]) -> dict[str, int | None]:
+    if not samples:
+        return {"p50": None, "p99": None, "samples": 0}
+    ordered = sorted(samples)
+
+    def pick(q: float) -> int:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"p50": pick(0.50), "p99": pick(0.99), "samples": len(ordered)}
 
 
 def status_path(root: Path) -> Path:

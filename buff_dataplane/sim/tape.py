@@ -53,12 +53,15 @@ def generate(spec: TapeSpec) -> list[TapeTrade]:
     mean_gap_ms = 1000.0 / spec.rate_per_s
     price = spec.start_price_ticks
     agg_id, trade_id = spec.first_agg_id, spec.first_trade_id
-    ts = spec.start_ms
+    # Time advances in fractional ms (a seeded float, never money): at rates above
+    # 1,000/s whole-ms gaps would round to zero and the tape would never advance.
+    clock = float(spec.start_ms)
     end = spec.start_ms + spec.duration_ms
     out: list[TapeTrade] = []
     while True:
         burst = rng.random() < 0.05
-        ts += 0 if burst else int(rng.expovariate(1.0 / mean_gap_ms))
+        clock += 0.0 if burst else rng.expovariate(1.0 / mean_gap_ms)
+        ts = int(clock)
         if ts >= end:
             break
         if (ts - spec.start_ms) // 60_000 in quiet:
