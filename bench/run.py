@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import bars_bench, log_bench
+from bench import bars_bench, capture_bench, log_bench
 
-SECTIONS = {"bars": bars_bench.main, "log": log_bench.main}
+SECTIONS = {
+    "bars": bars_bench.main,
+    "capture": capture_bench.main,  # the 30 min soak: python -m bench.capture_bench --soak
+    "log": log_bench.main,
+}
 
 
 def main(argv: list[str]) -> None:
