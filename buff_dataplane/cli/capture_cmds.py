@@ -14,7 +14,7 @@ import typer
 from buff_dataplane.cli import app
 from buff_dataplane.cli.common import DataOpt, JsonOpt, err, print_json
 from buff_dataplane.core.errors import EXIT_OK, ValidationError
-from buff_dataplane.core.ids import validate_venue
+from buff_dataplane.core.ids import StreamId, validate_venue
 
 
 def _csv(value: str, what: str) -> list[str]:
@@ -47,6 +47,10 @@ def capture_cmd(
     queue_size: Annotated[
         int, typer.Option(help="Bounded queue between socket and log.")
     ] = 100_000,
+    expected_silence: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated stream ids allowed to be quiet without alarm."),
+    ] = None,
     connect_grace: Annotated[
         int, typer.Option(help="Seconds to wait for the first connection before giving up.")
     ] = 15,
@@ -66,8 +70,16 @@ def capture_cmd(
     from buff_dataplane.storage.log import open_log
 
     validate_venue(venue)
+    quiet = (
+        tuple(sorted(str(StreamId.parse(x)) for x in _csv(expected_silence, "expected-silence")))
+        if expected_silence is not None
+        else ()
+    )
     config = CaptureConfig(
-        silence_timeout_s=silence_timeout, queue_size=queue_size, connect_grace_s=connect_grace
+        silence_timeout_s=silence_timeout,
+        queue_size=queue_size,
+        connect_grace_s=connect_grace,
+        expected_silence=quiet,
     )
     syms = _csv(symbols, "symbols")
     chans = _csv(channels, "channels")

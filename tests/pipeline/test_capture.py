@@ -179,6 +179,11 @@ def test_sigterm_during_a_burst_exits_0_quickly_and_leaves_a_clean_log(tmp_path)
             "silence_timeout_s=0 is out of range",
         ),
         (
+            ["--venue", "binance-usdm", "--symbols", "BTC-USDT-PERP", "--expected-silence", "x/y"],
+            2,
+            "invalid stream_id",
+        ),
+        (
             ["--venue", "binance-usdm", "--symbols", "BTC-USDT-PERP", "--channels", "depth"],
             2,
             "cannot capture channel 'depth'",
