@@ -47,7 +47,7 @@ class CaptureConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=Tr
         "silence_timeout_s": (1, 3_600),
         "queue_size": (10, 5_000_000),
         "dedup_ttl_s": (1, 86_400),
-        "dedup_entries": (1_000, 50_000_000),
+        "dedup_entries": (1_000, 50_000_000),  # each entry ~100 bytes
         "status_interval_ms": (100, 60_000),
         "rotate_after_s": (5, 86_400),
         "stale_after_s": (1, 86_400),
@@ -56,8 +56,10 @@ class CaptureConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 
     silence_timeout_s: int = 30
     queue_size: int = 100_000
-    dedup_ttl_s: int = 900
-    dedup_entries: int = 2_000_000
+    # A resend burst or a rotation overlap is seconds long; 200k trades for 5 min covers
+    # it. The 30 min soak with 2M entries of full trade tuples held 2.2 GB of RSS.
+    dedup_ttl_s: int = 300
+    dedup_entries: int = 200_000
     status_interval_ms: int = 2_000
     rotate_after_s: int = binance_ws.ROTATE_AFTER_S
     stale_after_s: int = 10
