@@ -31,6 +31,24 @@ def _start_sim(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return sim, json.loads(sim.stdout.readline())
 
 
+def _capture_argv(data: Path, ws_url: str, seconds: float) -> list[str]:
+    return [
+        *RUN,
+        "capture",
+        "--venue",
+        "binance-usdm",
+        "--symbols",
+        "BTC-USDT-PERP",
+        "--data",
+        str(data),
+        "--endpoint",
+        ws_url,
+        "--duration",
+        str(seconds),
+        "--json",
+    ]
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -45,21 +63,7 @@ def throughput(seconds: float = 15.0, rate: float = 50_000.0) -> dict[str, objec
     try:
         started = time.perf_counter()
         cap = subprocess.run(
-            [
-                *RUN,
-                "capture",
-                "--venue",
-                "binance-usdm",
-                "--symbols",
-                "BTC-USDT-PERP",
-                "--data",
-                str(data),
-                "--endpoint",
-                urls["ws"],
-                "--duration",
-                str(seconds),
-                "--json",
-            ],
+            _capture_argv(data, urls["ws"], seconds),
             capture_output=True,
             text=True,
             check=True,
@@ -92,21 +96,7 @@ def soak(minutes: float = 30.0, rate: float = 5_000.0) -> dict[str, object]:
     samples = []
     try:
         cap = subprocess.Popen(
-            [
-                *RUN,
-                "capture",
-                "--venue",
-                "binance-usdm",
-                "--symbols",
-                "BTC-USDT-PERP",
-                "--data",
-                str(data),
-                "--endpoint",
-                urls["ws"],
-                "--duration",
-                str(minutes * 60),
-                "--json",
-            ],
+            _capture_argv(data, urls["ws"], minutes * 60),
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,

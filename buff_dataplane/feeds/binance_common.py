@@ -190,42 +190,28 @@ _Read = tuple[int | None, Trade | None]
 _KLINE_MONEY: Final = ("o", "c", "h", "l", "v", "q", "V", "Q")
 
 
-def _agg_trade(body: bytes | Raw, where: str) -> _Read:
-    m = _decode(wire.AGG_TRADE, body, where)
+def _aggregated(m: wire.AggTradeMsg | wire.RestAggTrade, what: str, where: str) -> _Read:
+    """An aggregated print, from the WS message or the REST item (the same fields)."""
     if m.f > m.last:
-        raise PayloadRejected(
-            "bad_field", f"aggTrade a={m.a}: first id f={m.f} > last id l={m.last}"
-        )
-    _check_plain(where, ("p", "q"), m.p, m.q)
-    price, size = _positive(m.p, "p"), _positive(m.q, "q")
-    side = "sell" if m.m else "buy"
-    return m.T, Trade(
-        trade_id=m.a,
-        price=price,
-        size=size,
-        taker_side=side,
-        ts_ms=m.T,
-        first_trade_id=m.f,
-        last_trade_id=m.last,
-    )
-
-
-def _rest_agg_trade(body: bytes | Raw, where: str) -> _Read:
-    m = _decode(wire.REST_AGG_TRADE, body, where)
-    if m.f > m.last:
-        raise PayloadRejected(
-            "bad_field", f"aggTrades item a={m.a}: first id f={m.f} > last id l={m.last}"
-        )
+        raise PayloadRejected("bad_field", f"{what} a={m.a}: first id f={m.f} > last id l={m.last}")
     _check_plain(where, ("p", "q"), m.p, m.q)
     return m.T, Trade(
         trade_id=m.a,
         price=_positive(m.p, "p"),
         size=_positive(m.q, "q"),
-        taker_side="sell" if m.m else "buy",
+        taker_side="sell" if m.m else "buy",  # m: the buyer is the maker, the taker sold
         ts_ms=m.T,
         first_trade_id=m.f,
         last_trade_id=m.last,
     )
+
+
+def _agg_trade(body: bytes | Raw, where: str) -> _Read:
+    return _aggregated(_decode(wire.AGG_TRADE, body, where), "aggTrade", where)
+
+
+def _rest_agg_trade(body: bytes | Raw, where: str) -> _Read:
+    return _aggregated(_decode(wire.REST_AGG_TRADE, body, where), "aggTrades item", where)
 
 
 def _trade(body: bytes | Raw, where: str) -> _Read:
