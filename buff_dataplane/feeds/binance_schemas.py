@@ -63,10 +63,13 @@ class AggTradeMsg(Struct, frozen=True):
     m: bool  # the buyer is the maker: the taker sold
 
 
-class RestAggTrade(Struct, frozen=True, forbid_unknown_fields=True):
+class RestAggTrade(Struct, frozen=True):
     """One item of REST ``GET /fapi/v1/aggTrades`` (``/api/v3/aggTrades`` on spot)::
 
     {"a":26129,"p":"0.01633102","q":"4.70443515","f":27781,"l":27781,"T":1498793709153,"m":true}
+
+    Newer responses add ``"nq"`` (normal quantity); like every unknown field it is kept in
+    the stored bytes and ignored here.
     """
 
     a: Id

@@ -14,7 +14,14 @@ limit), ``/fapi/v1/klines`` (the venue's 12-column layout, built from the same t
 Everything comes from one seeded tape per symbol (:mod:`buff_dataplane.sim.tape`),
 anchored at the simulator's start: a trade is sent when the clock reaches its time, and
 REST serves only trades that have happened. So the true trades and bars are known, and
-whatever a capture misses can be found and repaired. Faults: :mod:`.faults`.
+whatever a capture misses can be found and repaired. Faults (:mod:`.faults`) include
+``drop:N@AT`` (N trades never sent over WebSocket but served by REST: a repairable hole)
+and ``restconflict:K`` (REST serves the K-th tape trade with another quantity).
+
+``sim.rest_requests`` counts HTTP requests; ``sim.sent_ids`` the aggTrade ids sent over
+WebSocket; ``sim.happened(symbol)`` is the tape up to now. A tape wholly in the past
+(``SimConfig(start_ms=..., duration_s=...)`` ending before now) gives REST its whole
+history at once; a ``clock`` may be injected to drive the REST weight window.
 """
 
 from __future__ import annotations
@@ -220,7 +227,7 @@ class ExchangeSim:
             for frame in self._previous_tail[-(resend.arg or 0) :]:
                 await ws.send(frame.decode())
         held: list[tuple[TapeTrade, bytes]] = []
-        hold_left, release_at = 0, 0
+        hold_left, release_at, drop_left = 0, 0, 0
         next_mark = self.clock()
         silent = False
         for trade in self._merged(self.clock()):
@@ -236,6 +243,9 @@ class ExchangeSim:
             if not silent and f"{sym}@bookTicker" in conn.streams:
                 await ws.send(_book_ticker(trade))
             if silent or f"{sym}@aggTrade" not in conn.streams:
+                continue
+            if drop_left > 0:  # a "drop" fault: never sent, still on the tape (REST has it)
+                drop_left -= 1
                 continue
             frame = agg_trade_message(trade)
             conn.trades_sent += 1
@@ -259,6 +269,8 @@ class ExchangeSim:
                 silent = True
             elif fault.name == "late":
                 hold_left, release_at = fault.arg or 1, n + 2 * (fault.arg or 1)
+            elif fault.name == "drop":
+                drop_left = fault.arg or 0
             elif fault.name == "malformed":
                 await ws.send(frame[: len(frame) // 2].decode())
             elif fault.name == "conflict":
@@ -370,8 +382,16 @@ class ExchangeSim:
             rows = rows[-limit:]
         if self.plan.take_rest("resttruncate"):
             rows = rows[: len(rows) // 2]
+        if "restconflict" in self.plan.rest:
+            rows = [self._rest_conflict(t) for t in rows]
         body = "[" + ",".join(rest_agg_trade_item(t).decode() for t in rows) + "]"
         return _respond(ws, 200, body, "application/json", used=used)
+
+    def _rest_conflict(self, t: TapeTrade) -> TapeTrade:
+        """The K-th trade of its symbol's tape with another quantity (fault restconflict:K)."""
+        if t.agg_id != self.tapes[t.symbol][0].agg_id + self.plan.rest["restconflict"] - 1:
+            return t
+        return replace(t, qty=str(Decimal(t.qty) + Decimal("0.001")))
 
     def _klines(self, ws: ServerConnection, q: dict[str, str]) -> Response:
         limit_n = int(q.get("limit", "500"))

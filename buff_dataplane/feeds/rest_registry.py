@@ -1,0 +1,53 @@
+"""The REST history client of each venue: :func:`history_for` (an async context manager).
+
+It owns the ``httpx.AsyncClient`` it opens; tests and the capture may instead build a
+venue client over their own client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+
+from buff_dataplane.core.errors import ValidationError
+from buff_dataplane.core.ids import validate_venue
+from buff_dataplane.feeds.binance_usdm.rest import BinanceUsdmRest
+from buff_dataplane.feeds.rest_common import RestPolicy
+
+_CLIENTS = {BinanceUsdmRest.venue: BinanceUsdmRest}
+
+
+def rest_venues() -> tuple[str, ...]:
+    """The venues with a REST history client, sorted."""
+    return tuple(sorted(_CLIENTS))
+
+
+def default_rest_endpoint(venue: str) -> str:
+    return _client_class(venue).default_base_url
+
+
+def _client_class(venue: str) -> type[BinanceUsdmRest]:
+    validate_venue(venue)
+    try:
+        return _CLIENTS[venue]
+    except KeyError:
+        raise ValidationError(
+            f"venue {venue} has no REST history client yet: "
+            f"clients exist for {', '.join(sorted(_CLIENTS))}"
+        ) from None
+
+
+@contextlib.asynccontextmanager
+async def history_for(
+    venue: str, endpoint: str | None = None, policy: RestPolicy | None = None
+) -> AsyncIterator[BinanceUsdmRest]:
+    """A REST client of ``venue`` at ``endpoint`` (default: the venue's own URL)."""
+    cls = _client_class(venue)
+    base = endpoint or cls.default_base_url
+    if not base.startswith(("http://", "https://")):
+        raise ValidationError(f"REST endpoint {base!r} is not an http(s) URL")
+    policy = policy or RestPolicy()
+    async with httpx.AsyncClient(timeout=policy.timeout_s) as client:
+        yield cls(client, base, policy)
