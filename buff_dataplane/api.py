@@ -58,8 +58,15 @@ def select_bars(
     if bad and not allow_incomplete:
         shown = ", ".join(f"{format_utc_ms(b.open_time_ms)} {b.status}" for b in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        lo, hi = bad[0].open_time_ms, bad[-1].close_time_ms
+        gaps = [
+            f"{g['gap_id']} ({g['kind']}: {g['reason']})"
+            for g in store.manifest(key, rev).get("gap_inputs", [])
+            if g["ts_from_ms"] <= hi and g["ts_to_ms"] >= lo
+        ]
+        named = f"; ledger gaps: {', '.join(gaps)}" if gaps else ""
         raise IncompleteDataError(
-            f"{key} rev {rev}: {len(bad)} incomplete bars in range: {shown}{more}"
+            f"{key} rev {rev}: {len(bad)} incomplete bars in range: {shown}{more}{named}"
         )
     return rev, bars
 

@@ -27,6 +27,8 @@ def _register() -> None:
     from buff_dataplane.cli import (  # noqa: F401  (registers commands)
         bars_cmds,
         capture_cmds,
+        crosscheck_cmds,
+        gaps_cmds,
         log_cmds,
     )
 

@@ -36,8 +36,18 @@ def capture_cmd(
         str | None, typer.Option(help="WebSocket base URL (default: the venue's).")
     ] = None,
     rest_endpoint: Annotated[
-        str | None, typer.Option(help="REST base URL, used to check the symbols exist.")
+        str | None,
+        typer.Option(
+            help="REST base URL: checks the symbols exist and back-fills gaps "
+            "(default: the venue's, when --endpoint is not given)."
+        ),
     ] = None,
+    backfill: Annotated[
+        bool, typer.Option(help="Back-fill gaps from REST in the background while recording.")
+    ] = True,
+    backfill_attempts: Annotated[
+        int, typer.Option(min=1, max=100, help="Attempts per gap before it is UNRESOLVED.")
+    ] = 3,
     duration: Annotated[
         float | None, typer.Option(min=0.1, help="Stop after this many seconds (default: run).")
     ] = None,
@@ -66,6 +76,8 @@ def capture_cmd(
     `control` channel; refused frames are quarantined.
     """
     from buff_dataplane.feeds.binance_usdm import ws as binance_ws
+    from buff_dataplane.feeds.rest_registry import default_rest_endpoint, rest_venues
+    from buff_dataplane.pipeline.backfill import BackfillConfig
     from buff_dataplane.pipeline.capture import Capture, CaptureConfig
     from buff_dataplane.storage.log import open_log
 
@@ -80,11 +92,15 @@ def capture_cmd(
         queue_size=queue_size,
         connect_grace_s=connect_grace,
         expected_silence=quiet,
+        backfill=BackfillConfig(max_attempts=backfill_attempts),
     )
+    if rest_endpoint is not None:
+        _check_symbols(rest_endpoint, venue, _csv(symbols, "symbols"))
+    elif endpoint is None and venue in rest_venues():
+        rest_endpoint = default_rest_endpoint(venue)
+    # Without a REST endpoint (a custom --endpoint alone) gaps are recorded, not filled.
     syms = _csv(symbols, "symbols")
     chans = _csv(channels, "channels")
-    if rest_endpoint is not None:
-        _check_symbols(rest_endpoint, venue, syms)
     with open_log(data) as log:
         for report in log.recovery:
             err(f"recovered: {report.describe()}")
@@ -99,7 +115,7 @@ def capture_cmd(
         server = _metrics(capture, metrics_port) if metrics_port else None
         started = time.monotonic()
         try:
-            stats = asyncio.run(capture.run(duration_s=duration, handle_signals=True))
+            stats = asyncio.run(_run(capture, duration, rest_endpoint if backfill else None, venue))
         finally:
             if server is not None:
                 server.shutdown()
@@ -112,12 +128,25 @@ def capture_cmd(
         "reconnects": stats.reconnects,
         "overflows": stats.overflows,
         "stale_frames": stats.stale_frames,
+        "gaps": dict(sorted(capture.gap_stats.items())),
+        "backfill": "on" if backfill and rest_endpoint else "off",
     }
     if as_json:
         print_json(summary)
     else:
         print(" ".join(f"{k}={v}" for k, v in summary.items()))
     return EXIT_OK
+
+
+async def _run(capture: Any, duration: float | None, rest: str | None, venue: str) -> Any:
+    """Run the capture, with a REST history client for back-fill when there is one."""
+    from buff_dataplane.feeds.rest_registry import history_for
+
+    if rest is None:
+        return await capture.run(duration_s=duration, handle_signals=True)
+    async with history_for(venue, rest) as history:
+        capture.history = history
+        return await capture.run(duration_s=duration, handle_signals=True)
 
 
 def _check_symbols(rest: str, venue: str, symbols: list[str]) -> None:

@@ -37,7 +37,7 @@ import msgspec
 
 from buff_dataplane.core.decimals import canonical_decimal
 from buff_dataplane.core.errors import ValidationError
-from buff_dataplane.core.trades import Trade
+from buff_dataplane.core.trades import Trade, content_key
 
 TIMEFRAMES: dict[str, int] = {
     "1s": 1_000,
@@ -153,10 +153,6 @@ class BuildResult(msgspec.Struct, frozen=True, kw_only=True):
     conflicts: list[int]  # trade ids with differing versions
 
 
-def _content_key(t: Trade) -> tuple[object, ...]:
-    return (t.price, t.size, t.taker_side, t.ts_ms, t.first_trade_id, t.last_trade_id)
-
-
 def _count(t: Trade) -> int:
     if t.first_trade_id is not None and t.last_trade_id is not None:
         return t.last_trade_id - t.first_trade_id + 1
@@ -215,7 +211,7 @@ def build_bars(
     duplicates = 0
     for trade_id in sorted(by_id):
         versions = by_id[trade_id]
-        if len({_content_key(v.trade) for v in versions}) > 1:
+        if len({content_key(v.trade) for v in versions}) > 1:
             conflicts.append(trade_id)
             conflict_buckets.update(bucket(v.trade.ts_ms) for v in versions)
         else:
@@ -366,3 +362,31 @@ def _traded_bar(base: dict[str, object], trades: list[TradeEvent]) -> Bar:
         segments=",".join(sorted({e.segment for e in trades})),
         payload_digest=digest.hexdigest(),
     )
+
+
+def apply_gap_facts(
+    bars: Sequence[Bar],
+    unresolved: Sequence[tuple[int, int]],
+    conflicts: Sequence[tuple[int, int]],
+) -> list[Bar]:
+    """Bars with the ledger's facts applied: a bucket an unresolved gap's time span
+    touches is ``GAP_UNRESOLVED``, one a conflict touches is ``CONFLICT`` (it wins).
+
+    Spans are inclusive exchange-time ``(from, to)`` pairs from the gap ledger; the
+    conflicting trades themselves were left out of the build (``exclude_ids``).
+    """
+    out = []
+    for bar in bars:
+        lo, hi = bar.open_time_ms, bar.close_time_ms
+
+        def touches(spans: Sequence[tuple[int, int]], lo: int = lo, hi: int = hi) -> bool:
+            return any(a <= hi and b >= lo for a, b in spans)
+
+        if touches(conflicts):
+            status = "CONFLICT"
+        elif bar.status in ("COMPLETE", "EMPTY") and touches(unresolved):
+            status = "GAP_UNRESOLVED"
+        else:
+            status = bar.status
+        out.append(bar if status == bar.status else msgspec.structs.replace(bar, status=status))
+    return out

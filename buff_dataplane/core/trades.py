@@ -24,3 +24,20 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True):
     ts_ms: int
     first_trade_id: int | None
     last_trade_id: int | None
+
+
+def content_key(trade: Trade) -> tuple[object, ...]:
+    """What must match for two reports of one trade id to be the same trade.
+
+    A venue's wrapper and push time may differ between two sends of the same trade (a
+    WebSocket resend, the REST item of a back-fill); price, size, side, trade time and
+    covered ids may not. Decimals compare by value, so ``"1.50"`` equals ``"1.5"``.
+    """
+    return (
+        trade.price,
+        trade.size,
+        trade.taker_side,
+        trade.ts_ms,
+        trade.first_trade_id,
+        trade.last_trade_id,
+    )

@@ -61,8 +61,12 @@ def build_bars_ref(
     window: tuple[int, int] | None,
     ids_contiguous: bool = True,
     range_ms: tuple[int, int] | None = None,
+    exclude_ids: Sequence[int] = (),
 ) -> dict[str, BuildResult]:
     events = read_trade_events(files, venue)
+    if exclude_ids:  # trades in an unresolved conflict: no version is used
+        drop = set(exclude_ids)
+        events = [e for e in events if e.trade.trade_id not in drop]
     return {
         tf: build_bars(
             events,

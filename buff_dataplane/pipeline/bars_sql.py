@@ -774,6 +774,7 @@ def build_bars_sql(
     range_ms: tuple[int, int] | None = None,
     threads: int | None = None,
     memory_limit: str | None = None,
+    exclude_ids: Sequence[int] = (),
 ) -> dict[str, BuildResult]:
     """Bars of one trade stream per timeframe, equal to ``build_bars_ref`` on the same input.
 
@@ -800,6 +801,11 @@ def build_bars_sql(
         )
         try:
             engine.load()
+            if exclude_ids:  # trades in an unresolved conflict: no version is used
+                con.execute(
+                    "DELETE FROM ev WHERE tid IN (SELECT unnest($ids))",
+                    {"ids": sorted(exclude_ids)},
+                )
             return {
                 tf: engine.build(tf, venue=venue, symbol=symbol, window=window, range_ms=range_ms)
                 for tf in timeframes

@@ -27,13 +27,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from buff_dataplane import __version__
-from buff_dataplane.core.bars import TIMEFRAMES, Bar, BuildResult, content_digest, timeframe_ms
+from buff_dataplane.core.bars import (
+    TIMEFRAMES,
+    Bar,
+    BuildResult,
+    apply_gap_facts,
+    content_digest,
+    timeframe_ms,
+)
 from buff_dataplane.core.config import BarConfig
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.ids import StreamId, validate_symbol, validate_venue
+from buff_dataplane.pipeline.log_facts import CONTIGUOUS_IDS
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore, diff_bars
+from buff_dataplane.storage.gap_ledger import GapLedger
 from buff_dataplane.storage.log import RawLog
 
 ENGINES = ("sql", "reference")
@@ -41,8 +52,6 @@ DEFAULT_ENGINE = "sql"
 # DuckDB spills past this; it keeps a build's RSS bounded however large the log
 # (bench: 10M events peak 1.2 GB with 1GB, 2.7 GB with DuckDB's default of 80% of RAM).
 DEFAULT_MEMORY_LIMIT = "1GB"
-# Venues whose trade ids are contiguous per symbol (a jump is a gap).
-CONTIGUOUS_IDS = {"binance-usdm", "binance-spot"}
 
 Engine = Callable[..., dict[str, BuildResult]]
 
@@ -128,6 +137,29 @@ def window_of(inputs: list[dict[str, Any]]) -> tuple[int, int] | None:
     return min(i["ts_exchange_min"] for i in inputs), max(i["ts_exchange_max"] for i in inputs)
 
 
+def gap_inputs(root: Path, venue: str, symbol: str) -> list[dict[str, Any]]:
+    """The ledger's unresolved gaps and conflicts of the symbol's trade stream.
+
+    They are an input of the build like the segments: recorded in the revision's
+    manifest, so a replay applies exactly the facts the build applied.
+    """
+    sid = str(StreamId(venue, "trade", symbol))
+    return [
+        {
+            "gap_id": g.gap_id,
+            "kind": g.kind,
+            "id_from": g.id_from,
+            "id_to": g.id_to,
+            "ts_from_ms": g.ts_from_ms,
+            "ts_to_ms": g.ts_to_ms,
+            "reason": g.reason,
+        }
+        for g in sorted(
+            GapLedger(root).rows(stream_id=sid, status="UNRESOLVED"), key=lambda g: g.gap_id
+        )
+    ]
+
+
 def segment_path(root: Path, stream_id: str, segment: str) -> Path:
     return layout.stream_dir(root, StreamId.parse(stream_id)) / layout.SEGMENTS / segment
 
@@ -155,10 +187,14 @@ def run_engine(
     window: tuple[int, int] | None,
     threads: int | None = None,
     memory_limit: str | None = None,
+    gaps: Sequence[dict[str, Any]] = (),
 ) -> dict[str, BuildResult]:
     files = [segment_path(root, i["stream_id"], i["segment"]) for i in inputs]
     build = engine_for(engine)
+    conflicts = [g for g in gaps if g["kind"] == "conflict"]
     knobs: dict[str, Any] = {}
+    if conflicts:
+        knobs["exclude_ids"] = sorted({g["id_from"] for g in conflicts})
     if engine == "sql":
         knobs["memory_limit"] = memory_limit or DEFAULT_MEMORY_LIMIT
         if threads:
@@ -183,6 +219,15 @@ def run_engine(
                 **knobs,
             )
         )
+    if gaps:
+        unresolved = [(g["ts_from_ms"], g["ts_to_ms"]) for g in gaps if g["kind"] != "conflict"]
+        conflicted = [(g["ts_from_ms"], g["ts_to_ms"]) for g in conflicts]
+        out = {
+            tf: msgspec.structs.replace(
+                r, bars=apply_gap_facts(r.bars, sorted(unresolved), sorted(conflicted))
+            )
+            for tf, r in out.items()
+        }
     return out
 
 
@@ -198,6 +243,7 @@ def _reason(
     config: BarConfig,
     inputs: list[dict[str, Any]],
     window_in: list[dict[str, Any]],
+    gaps_in: list[dict[str, Any]],
     diff: dict[str, Any],
     bars: list[Bar],
     rebuild: bool,
@@ -211,7 +257,9 @@ def _reason(
         only_late = BarConfig.from_dict({**old.to_dict(), "apply_late": config.apply_late})
         return "late_data" if only_late == config else "config_change"
     if parent["inputs"] == inputs and parent["window_inputs"] == window_in:
-        return None
+        if parent.get("gap_inputs", []) == gaps_in or not any(diff.values()):
+            return None
+        return "backfill"  # the repair's outcome changed: a gap given up, a conflict found
     touched = {d["open_time_ms"] for d in diff["added"] + diff["changed"]}
     if any(b.backfilled for b in bars if b.open_time_ms in touched):
         return "backfill"
@@ -257,6 +305,7 @@ def canonicalize(
         inputs = trade_inputs(log, venue, symbol)
         window_in = window_inputs(log, venue, symbol)
         window = window_of(window_in)
+        gaps_in = gap_inputs(log.root, venue, symbol)
         keys = [
             ArtifactKey(venue, symbol, tf)
             for tf in sorted(timeframes, key=lambda tf: TIMEFRAMES[tf])
@@ -284,6 +333,7 @@ def canonicalize(
                     timeframes=tfs,
                     config=cfg,
                     window=window,
+                    gaps=gaps_in,
                 )
             )
         for key in keys:
@@ -296,6 +346,7 @@ def canonicalize(
                     configs[key.timeframe],
                     inputs,
                     window_in,
+                    gaps_in,
                     window,
                     rebuild,
                 )
@@ -311,6 +362,7 @@ def _publish(
     config: BarConfig,
     inputs: list[dict[str, Any]],
     window_in: list[dict[str, Any]],
+    gaps_in: list[dict[str, Any]],
     window: tuple[int, int] | None,
     rebuild: bool,
 ) -> Outcome:
@@ -318,7 +370,7 @@ def _publish(
     before = store.read_bars(key, parent_rev) if parent_rev is not None else []
     diff = diff_bars(before, result.bars)
     digest = content_digest(result.bars)
-    reason = _reason(parent, config, inputs, window_in, diff, result.bars, rebuild)
+    reason = _reason(parent, config, inputs, window_in, gaps_in, diff, result.bars, rebuild)
     if reason == "late_data" and not any(diff.values()):
         reason = None  # there was no late data to apply: nothing to publish
     summary = {k: len(v) for k, v in diff.items()}
@@ -354,6 +406,7 @@ def _publish(
         "config_digest": config.digest(),
         "inputs": inputs,
         "window_inputs": window_in,
+        "gap_inputs": gaps_in,
         "window": list(window) if window else None,
         "schedule": schedule,
         "content_digest": digest,

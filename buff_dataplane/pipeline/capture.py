@@ -31,11 +31,15 @@ from cachetools import TTLCache
 
 from buff_dataplane.core.config import _Config
 from buff_dataplane.core.errors import FeedError, PayloadRejected, ValidationError
+from buff_dataplane.core.gaps import Gap, new_gap
 from buff_dataplane.core.ids import StreamId, validate_symbol
-from buff_dataplane.core.trades import Trade
+from buff_dataplane.core.trades import content_key
 from buff_dataplane.feeds.binance_usdm import ws as binance_ws
 from buff_dataplane.feeds.connection import ConnectionManager, Socket, websockets_connect
 from buff_dataplane.feeds.registry import parser_for
+from buff_dataplane.pipeline.backfill import BackfillConfig, Backfiller, TradeHistory, open_gaps
+from buff_dataplane.pipeline.log_facts import CONTIGUOUS_IDS, last_trade
+from buff_dataplane.storage.gap_ledger import GapLedger
 from buff_dataplane.storage.layout import write_file_atomic
 from buff_dataplane.storage.log import RawLog
 
@@ -52,6 +56,7 @@ class CaptureConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=Tr
         "rotate_after_s": (5, 86_400),
         "stale_after_s": (1, 86_400),
         "connect_grace_s": (1, 600),
+        "backfill_drain_s": (0, 3_600),
     }
 
     silence_timeout_s: int = 30
@@ -65,6 +70,8 @@ class CaptureConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     stale_after_s: int = 10
     connect_grace_s: int = 15
     expected_silence: tuple[str, ...] = ()  # stream ids allowed to be quiet (no alarm)
+    backfill_drain_s: int = 30  # on stop, how long running back-fills may take to finish
+    backfill: BackfillConfig = BackfillConfig()
 
 
 def wall_ms() -> int:
@@ -77,6 +84,7 @@ class StreamHealth:
     last_ms: int = 0
     duplicates: int = 0
     conflicts: int = 0
+    backfilled: int = 0
 
     def to_dict(self, now: int, stale_ms: int, quiet_ok: bool) -> dict[str, Any]:
         age = None if not self.last_ms else now - self.last_ms
@@ -87,6 +95,7 @@ class StreamHealth:
             "stale": stale,
             "duplicates": self.duplicates,
             "conflicts": self.conflicts,
+            "backfilled": self.backfilled,
             "expected_silence": quiet_ok,
         }
 
@@ -115,6 +124,7 @@ class Capture:
         config: CaptureConfig | None = None,
         clock_ms: Callable[[], int] = wall_ms,
         connect: Callable[[str], Any] = websockets_connect,
+        history: TradeHistory | None = None,
     ) -> None:
         if venue != binance_ws.VENUE:
             raise ValidationError(
@@ -150,6 +160,15 @@ class Capture:
         # stream until a commit covers it; samples are an upper bound (the committer's tick).
         self._awaiting: dict[str, deque[tuple[int, int]]] = {}
         self.latency_samples: deque[int] = deque(maxlen=200_000)
+        # Gaps: the highest trade id seen per trade stream, why the next jump happened
+        # (restart / downtime / overflow), and jumps waiting out the grace period.
+        self.ledger = GapLedger(log.root)
+        self.history = history
+        self._last: dict[str, tuple[int, int]] = {}
+        self._cause: dict[str, str] = {}
+        self._jumps: asyncio.Queue[tuple[float, Gap]] = asyncio.Queue()
+        self._filling = 0
+        self.gap_stats: Counter[str] = Counter()
 
     # -- control events ---------------------------------------------------------------------
 
@@ -172,6 +191,10 @@ class Capture:
         self.stats.control_events += 1
         if kind == "connected":
             self._connected_once.set()
+        if kind in ("disconnected", "overflow"):
+            for sym in symbols:
+                sid = str(StreamId(self.venue, "trade", sym))
+                self._cause.setdefault(sid, "downtime" if kind == "disconnected" else kind)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -250,8 +273,10 @@ class Capture:
                 raise PayloadRejected("unexpected_symbol", f"{parsed.kind} for {parsed.symbol}")
             sid = StreamId(self.venue, parsed.channel, parsed.symbol)
             trade = parsed.trade
-            if trade is not None and self._duplicate(sid, trade.trade_id, _trade_key(trade)):
-                return None
+            if trade is not None:
+                if self._duplicate(sid, trade.trade_id, content_key(trade)):
+                    return None
+                self._track(str(sid), trade.trade_id, trade.ts_ms)
         except PayloadRejected as exc:
             self.log.quarantine.add(
                 venue=self.venue,
@@ -280,6 +305,96 @@ class Capture:
         health.conflicts += 1
         self.flagged.add(str(sid))
         raise PayloadRejected("duplicate_conflict", f"trade id {trade_id} seen with other content")
+
+    # -- gaps -------------------------------------------------------------------------------
+
+    def _track(self, sid: str, trade_id: int, ts_ms: int) -> None:
+        """Note a new trade; a jump past the highest id seen so far is a gap candidate."""
+        last = self._last.get(sid)
+        if last is not None and trade_id <= last[0]:
+            return  # a late or resent trade: not a new high
+        self._last[sid] = (trade_id, ts_ms)
+        if last is None:
+            return
+        kind = self._cause.pop(sid, "trade_id")  # whatever happened is now behind us
+        if trade_id == last[0] + 1 or self.venue not in CONTIGUOUS_IDS:
+            return
+        gap = new_gap(
+            sid,
+            kind,
+            id_from=last[0] + 1,
+            id_to=trade_id - 1,
+            ts_from_ms=min(last[1], ts_ms),
+            ts_to_ms=max(last[1], ts_ms),
+            detected_at_ms=self.clock(),
+        )
+        self.gap_stats["found"] += 1
+        due = time.monotonic() + self.config.backfill.grace_ms / 1000
+        self._jumps.put_nowait((due, gap))
+
+    def _still_missing(self, gap: Gap) -> bool:
+        assert gap.id_from is not None and gap.id_to is not None
+        return any((gap.stream_id, i) not in self._seen for i in range(gap.id_from, gap.id_to + 1))
+
+    async def _gap_worker(self) -> None:
+        """Record each jump that outlives its grace period, and back-fill it if it can."""
+        filler = None
+        if self.history is not None:
+            filler = Backfiller(
+                self.history,
+                self.log,
+                self.ledger,
+                now_ms=self.clock,
+                config=self.config.backfill,
+                known=lambda sid, tid: self._seen.get((str(sid), tid)),
+                on_append=self._backfilled,
+            )
+        while True:
+            due, gap = await self._jumps.get()
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if gap.id_from is not None and gap.status == "OPEN" and not self._still_missing(gap):
+                self.gap_stats["closed_by_late_frames"] += 1
+                continue
+            self.ledger.add_found([gap])
+            if filler is None:
+                continue
+            self._filling += 1
+            try:
+                outcome = await filler.fill(gap)
+            finally:
+                self._filling -= 1
+            self.gap_stats[outcome.gap.status.lower()] += 1
+            self.gap_stats["backfilled_trades"] += outcome.appended
+            self.gap_stats["conflicts"] += len(outcome.conflicts)
+            for c in outcome.conflicts:
+                self.flagged.add(c.stream_id)
+
+    def _backfilled(self, sid: StreamId, trade: Any) -> None:
+        self._seen[(str(sid), trade.trade_id)] = content_key(trade)
+        health = self.health.setdefault(str(sid), StreamHealth())
+        health.backfilled += 1
+
+    def _resume(self) -> None:
+        """Before connecting: the last trade id of each stream (so the first live trade
+        shows a restart's hole), and the ledger's OPEN gaps to work on again."""
+        for sym in self.symbols:
+            sid = StreamId(self.venue, "trade", sym)
+            if "trade" in self.channels and sid in self.log.stream_ids():
+                last = last_trade(self.log, sid)
+                if last is not None:
+                    self._last[str(sid)] = last
+                    self._cause[str(sid)] = "restart"
+        mine = {str(StreamId(self.venue, "trade", s)): s for s in self.symbols}
+        for gap in open_gaps(self.ledger, mine):
+            self._jumps.put_nowait((0.0, gap))
+
+    async def _drain_gaps(self) -> None:
+        """On stop: let due and running back-fills finish, within ``backfill_drain_s``."""
+        if self.history is None:
+            return
+        deadline = time.monotonic() + self.config.backfill_drain_s
+        while (self._filling or not self._jumps.empty()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def _committer(self) -> None:
         interval = self.log.config.group_commit_ms / 2000
@@ -328,6 +443,7 @@ class Capture:
             "duplicates": self.stats.duplicates,
             "conflicts": self.stats.conflicts,
             "flagged_streams": sorted(self.flagged),
+            "gaps": dict(sorted(self.gap_stats.items())),
             "quarantined": dict(sorted(self.stats.quarantined.items())),
             "receive_to_durable_ms": _percentiles(self.latency_samples),
             "streams": streams,
@@ -359,6 +475,7 @@ class Capture:
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop)
+        self._resume()
         self._control(-1, "capture_started", {"channels": self.channels, "pid": os.getpid()})
         self.managers = [self._manager(i) for i in range(len(self.plans))]
         try:
@@ -368,10 +485,14 @@ class Capture:
                     group.create_task(self._writer()),
                     group.create_task(self._committer()),
                     group.create_task(self._status_loop()),
+                    group.create_task(self._gap_worker()),
                 ]
                 watch = group.create_task(self._watch(duration_s, runners))
                 await watch
-                for task in [*runners, *helpers]:
+                for task in runners:
+                    task.cancel()
+                await self._drain_gaps()
+                for task in helpers:
                     task.cancel()
         except* FeedError as eg:
             raise eg.exceptions[0] from None
@@ -417,22 +538,6 @@ class Capture:
                 break
         if rest:
             self._write_batch(rest)
-
-
-def _trade_key(trade: Trade) -> tuple[object, ...]:
-    """What must match for a duplicate to be exact: the trade's own fields, parsed.
-
-    The combined-stream wrapper and the push time ``E`` may differ between two sends of
-    the same trade; price, size, side, trade time and covered ids may not.
-    """
-    return (
-        trade.price,
-        trade.size,
-        trade.taker_side,
-        trade.ts_ms,
-        trade.first_trade_id,
-        trade.last_trade_id,
-    )
 
 
 def _percentiles(samples: deque[int]) -> dict[str, int | None]:

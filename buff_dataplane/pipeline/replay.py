@@ -151,6 +151,7 @@ def verify_revision(
         timeframes=[key.timeframe],
         config=BarConfig.from_dict(manifest["config"]),
         window=window,
+        gaps=manifest.get("gap_inputs", []),
     )
     rebuilt = results[key.timeframe].bars
     item.found_digest = content_digest(rebuilt)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
+
 from buff_dataplane.core.config import LogConfig
 from buff_dataplane.feeds.binance_usdm.parse import parse
+from buff_dataplane.feeds.binance_usdm.rest import BinanceUsdmRest
+from buff_dataplane.feeds.rest_common import RestPolicy
 from buff_dataplane.pipeline.capture import Capture, CaptureConfig
 from buff_dataplane.sim.server import ExchangeSim, SimConfig
 from buff_dataplane.storage.log import open_log
@@ -14,6 +18,8 @@ from buff_dataplane.storage.quarantine import read_quarantine
 from buff_dataplane.storage.reader import to_table
 
 SYMBOL = "BTC-USDT-PERP"
+# Retries in milliseconds, not seconds: the simulator is on loopback.
+FAST = RestPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.05, timeout_s=5.0)
 
 
 def run_capture(
@@ -25,11 +31,15 @@ def run_capture(
     channels=("trade",),
     symbols=(SYMBOL,),
     connect=None,
+    backfill=False,
+    policy=None,
 ):
     async def go():
-        async with ExchangeSim(sim_config) as sim:
+        async with ExchangeSim(sim_config) as sim, httpx.AsyncClient() as client:
             log = open_log(data, LogConfig(fsync=False))
             kwargs = {"connect": connect} if connect else {}
+            if backfill:
+                kwargs["history"] = BinanceUsdmRest(client, sim.rest_url, policy or FAST)
             capture = Capture(
                 log,
                 venue="binance-usdm",

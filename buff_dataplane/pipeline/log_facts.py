@@ -1,0 +1,123 @@
+"""Facts gap detection and back-fill read from the raw log: trade ids, control events.
+
+Trades are decoded by the venue's own parser (the same one capture and the bar builders
+use), one sealed segment at a time; only the columns needed are read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from buff_dataplane.core.gaps import ControlFact, Gap, detect
+from buff_dataplane.core.ids import StreamId
+from buff_dataplane.core.trades import Trade, content_key
+from buff_dataplane.feeds.registry import parser_for
+from buff_dataplane.storage.log import RawLog
+from buff_dataplane.storage.reader import scan
+
+# Venues whose trade ids are contiguous per symbol, so an id jump proves a loss.
+CONTIGUOUS_IDS = frozenset({"binance-spot", "binance-usdm"})
+
+
+def trades(
+    log: RawLog, sid: StreamId, *, ts_from: int | None = None, ts_to: int | None = None
+) -> Iterator[tuple[int, Trade]]:
+    """(ingest_seq, trade) of a trade stream's sealed events, exchange time in [from, to)."""
+    parser = parser_for(sid.venue)
+    for batch in scan(
+        log,
+        [sid],
+        time_from=ts_from,
+        time_to=ts_to,
+        time_field="event_ts_exchange_ms",
+        columns=["ingest_seq", "payload_raw"],
+    ):
+        seqs = batch.column("ingest_seq").to_pylist()
+        for seq, payload in zip(seqs, batch.column("payload_raw").to_pylist(), strict=True):
+            trade = parser.parse(payload).trade
+            if trade is not None:
+                yield seq, trade
+
+
+def trade_index(
+    log: RawLog, sid: StreamId, ts_from: int, ts_to: int
+) -> dict[int, tuple[object, ...]]:
+    """Trade id -> content key of the first version of each trade in [from, to]."""
+    out: dict[int, tuple[object, ...]] = {}
+    for _, trade in trades(log, sid, ts_from=ts_from, ts_to=ts_to + 1):
+        out.setdefault(trade.trade_id, content_key(trade))
+    return out
+
+
+def id_times(log: RawLog, sid: StreamId) -> tuple[list[int], list[int]]:
+    """The stream's distinct trade ids ascending, with the exchange time of each."""
+    first: dict[int, int] = {}
+    for _, trade in trades(log, sid):
+        first.setdefault(trade.trade_id, trade.ts_ms)
+    ids = sorted(first)
+    return ids, [first[i] for i in ids]
+
+
+def last_trade(log: RawLog, sid: StreamId) -> tuple[int, int] | None:
+    """(id, exchange time) of the highest trade id in the newest segments holding one.
+
+    Reads segments newest first and stops at the first that holds a WebSocket trade:
+    back-filled rows appended later carry older ids.
+    """
+    parser = parser_for(sid.venue)
+    best: tuple[int, int] | None = None
+    for entry in reversed(log.manifest(sid)):
+        saw_ws = False
+        for batch in scan(
+            log,
+            [sid],
+            seq_from=entry.seq_from,
+            seq_to=entry.seq_to,
+            columns=["payload_raw", "source"],
+        ):
+            payloads = batch.column("payload_raw").to_pylist()
+            for payload, source in zip(payloads, batch.column("source").to_pylist(), strict=True):
+                trade = parser.parse(payload).trade
+                if trade is None:
+                    continue
+                saw_ws = saw_ws or source == "ws"
+                if best is None or trade.trade_id > best[0]:
+                    best = (trade.trade_id, trade.ts_ms)
+        if saw_ws:
+            break
+    return best
+
+
+def controls(log: RawLog, venue: str, symbol: str) -> list[ControlFact]:
+    """The symbol's control events in log order (event name and the capture's clock)."""
+    sid = StreamId(venue, "control", symbol)
+    if sid not in log.stream_ids():
+        return []
+    out = []
+    for batch in scan(log, [sid], columns=["payload_raw", "event_ts_ingest_ms"]):
+        ingest = batch.column("event_ts_ingest_ms").to_pylist()
+        for payload, ts in zip(batch.column("payload_raw").to_pylist(), ingest, strict=True):
+            body = json.loads(payload)
+            out.append(ControlFact(int(body.get("ts_ms", ts)), str(body.get("event", ""))))
+    return out
+
+
+def scan_gaps(
+    log: RawLog,
+    sid: StreamId,
+    *,
+    detected_at_ms: int,
+    range_ms: tuple[int, int] | None = None,
+) -> list[Gap]:
+    """Every gap of trade stream ``sid`` the log shows now (see core.gaps.detect)."""
+    ids, ts = id_times(log, sid)
+    return detect(
+        str(sid),
+        ids,
+        ts,
+        controls(log, sid.venue, sid.symbol),
+        ids_contiguous=sid.venue in CONTIGUOUS_IDS,
+        detected_at_ms=detected_at_ms,
+        range_ms=range_ms,
+    )

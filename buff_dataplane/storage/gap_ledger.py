@@ -1,0 +1,150 @@
+"""The gap ledger: ``<root>/gaps/ledger.jsonl``, an append-only history of gap states.
+
+Each line is one :class:`~buff_dataplane.core.gaps.Gap` as canonical JSON (sorted keys):
+the full state of that gap after a change. The current ledger is the last line of each
+``gap_id``; earlier lines stay as the gap's history (found, attempts, repaired). Lines are
+appended under an exclusive ``flock`` on the file and fsynced, so a capture and a
+``buff backfill`` may both record; a torn last line (a crash mid-write) is skipped on
+read and counted in :attr:`GapLedger.torn`; the next append first ends it with a newline
+and a fence line (``{"fence":"torn"}``), so it stays as evidence and is told apart from a
+corrupt line, which is an IntegrityError. Nothing is ever rewritten.
+
+Allowed transitions: a new gap is ``OPEN`` (or directly ``UNRESOLVED`` / ``BACKFILLED``
+when found already decided); ``OPEN`` -> ``OPEN`` (an attempt failed), ``BACKFILLED`` or
+``UNRESOLVED``; ``UNRESOLVED`` -> ``OPEN`` (a retry asked for by the user);
+``BACKFILLED`` is final.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import msgspec
+
+from buff_dataplane.core.errors import IntegrityError, StorageError
+from buff_dataplane.core.gaps import Gap
+
+LEDGER_DIR = "gaps"
+LEDGER = "ledger.jsonl"
+
+_ALLOWED = {
+    "OPEN": {"OPEN", "BACKFILLED", "UNRESOLVED"},
+    "UNRESOLVED": {"UNRESOLVED", "OPEN"},
+    "BACKFILLED": {"BACKFILLED"},
+}
+FENCE = b'{"fence":"torn"}'
+_decoder = msgspec.json.Decoder(Gap)
+
+
+def ledger_path(root: Path) -> Path:
+    return root / LEDGER_DIR / LEDGER
+
+
+class GapLedger:
+    def __init__(self, root: Path) -> None:
+        self.path = ledger_path(root)
+        self.torn = 0
+
+    def _lines(self) -> Iterator[Gap]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot read gap ledger {self.path}: {exc.strerror}") from exc
+        lines = data.split(b"\n")
+        self.torn = 0
+        for n, line in enumerate(lines, 1):
+            if not line or line == FENCE:
+                continue
+            try:
+                yield _decoder.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                fenced = n < len(lines) and lines[n] == FENCE
+                if n == len(lines) or fenced:  # a torn append: unterminated, or fenced off
+                    self.torn += 1
+                    continue
+                raise IntegrityError(f"gap ledger {self.path} line {n}: {exc}") from exc
+
+    def history(self) -> list[Gap]:
+        """Every recorded state, in the order written."""
+        return list(self._lines())
+
+    def current(self) -> dict[str, Gap]:
+        """The latest state of every gap, by gap id."""
+        out: dict[str, Gap] = {}
+        for gap in self._lines():
+            out[gap.gap_id] = gap
+        return out
+
+    def rows(self, *, stream_id: str | None = None, status: str | None = None) -> list[Gap]:
+        """Current gaps, sorted by stream, time and id; optionally filtered."""
+        rows = [
+            g
+            for g in self.current().values()
+            if (stream_id is None or g.stream_id == stream_id)
+            and (status is None or g.status == status)
+        ]
+        return sorted(rows, key=lambda g: (g.stream_id, g.ts_from_ms, g.ts_to_ms, g.gap_id))
+
+    def record(self, gaps: Iterable[Gap], *, only_new: bool = False) -> list[Gap]:
+        """Append new states; a gap whose state did not change is not written again.
+
+        Returns what was written. An illegal transition (e.g. reopening a back-filled gap)
+        raises IntegrityError and writes nothing. ``only_new`` records only gaps the
+        ledger does not hold yet (decided under the lock).
+        """
+        gaps = list(gaps)
+        if not gaps:
+            return []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot open gap ledger {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            now = self.current()  # re-read under the lock: another process may have written
+            out: list[Gap] = []
+            for gap in gaps:
+                before = now.get(gap.gap_id)
+                if before is not None:
+                    if only_new or _same(before, gap):
+                        continue
+                    if gap.status not in _ALLOWED[before.status]:
+                        raise IntegrityError(
+                            f"gap {gap.gap_id}: {before.status} -> {gap.status} is not allowed"
+                        )
+                now[gap.gap_id] = gap
+                out.append(gap)
+            if out:
+                size = os.fstat(fd).st_size
+                head = b""
+                if size:
+                    os.lseek(fd, size - 1, os.SEEK_SET)
+                    if os.read(fd, 1) != b"\n":
+                        head = b"\n" + FENCE + b"\n"  # fence off a torn line
+                body = b"".join(msgspec.json.encode(g, order="sorted") + b"\n" for g in out)
+                os.write(fd, head + body)
+                os.fsync(fd)
+            return out
+        except OSError as exc:
+            raise StorageError(f"cannot write gap ledger {self.path}: {exc.strerror}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def add_found(self, gaps: Iterable[Gap]) -> list[Gap]:
+        """Record gaps not in the ledger yet (a hole found twice is one row); return them."""
+        return self.record(gaps, only_new=True)
+
+
+def _same(a: Gap, b: Gap) -> bool:
+    return msgspec.structs.replace(a, updated_at_ms=0) == msgspec.structs.replace(
+        b, updated_at_ms=0
+    )

@@ -1,0 +1,207 @@
+"""Gaps found, back-filled from the simulator's REST, or marked UNRESOLVED with the reason.
+
+Real sockets on loopback: the simulator's WebSocket drops or cuts trades, its REST
+history serves them (or fails on purpose), and the capture repairs its own holes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import Counter
+
+import httpx
+
+from buff_dataplane.feeds.binance_usdm.rest import BinanceUsdmRest
+from buff_dataplane.pipeline.backfill import BackfillConfig, backfill_log
+from buff_dataplane.pipeline.capture import CaptureConfig
+from buff_dataplane.sim.server import ExchangeSim, SimConfig
+from buff_dataplane.storage.gap_ledger import GapLedger
+from buff_dataplane.storage.log import open_log
+from buff_dataplane.storage.reader import to_table
+from buff_dataplane.storage.verify import verify_log
+
+from .capture_helpers import FAST, SYMBOL, logged_trades, quarantined, run_capture, sim_config
+
+SID = f"binance-usdm/trade/{SYMBOL}"
+QUICK = CaptureConfig(backfill=BackfillConfig(max_attempts=2, retry_pause_ms=10, grace_ms=200))
+
+
+def _sources(data):
+    table = to_table(open_log(data, readonly=True), [SID])
+    return Counter(table.column("source").to_pylist())
+
+
+def _every_tape_trade_once(data, sim):
+    """Each tape trade from the first logged id to the last is in the log exactly once."""
+    ids = [t.trade_id for t in logged_trades(data)]
+    counts = Counter(ids)
+    assert max(counts.values()) == 1, "a trade is in the log twice"
+    tape = [t.agg_id for t in sim.tapes["BTCUSDT"] if min(ids) <= t.agg_id <= max(ids)]
+    assert sorted(counts) == tape
+    return ids
+
+
+def test_a_dropped_stretch_is_found_and_backfilled_during_capture(tmp_path):
+    data = tmp_path / "d"
+    sim, capture, _ = run_capture(
+        data, sim_config("drop:25@100"), config=QUICK, backfill=True, duration=3.0
+    )
+    _every_tape_trade_once(data, sim)
+    [gap] = GapLedger(data).rows()
+    assert (gap.kind, gap.status, gap.filled, gap.id_to - gap.id_from + 1) == (
+        "trade_id",
+        "BACKFILLED",
+        25,
+        25,
+    )
+    assert _sources(data)["rest_backfill"] == 25
+    assert capture.gap_stats["backfilled_trades"] == 25
+    assert verify_log(data).ok
+
+
+def test_a_disconnect_gap_is_labelled_downtime_and_repaired(tmp_path):
+    data = tmp_path / "d"
+    sim, _, stats = run_capture(
+        data, sim_config("close:1006@150"), config=QUICK, backfill=True, duration=3.0
+    )
+    _every_tape_trade_once(data, sim)
+    assert stats.reconnects == 1
+    gaps = GapLedger(data).rows()
+    # Reconnecting takes a few hundred ms: trades sent meanwhile are missed, then fetched.
+    assert gaps and {(g.kind, g.status) for g in gaps} == {("downtime", "BACKFILLED")}
+
+
+def test_late_frames_close_a_jump_without_a_ledger_row(tmp_path):
+    data = tmp_path / "d"
+    sim, capture, _ = run_capture(data, sim_config("late:5@80"), config=QUICK, backfill=True)
+    _every_tape_trade_once(data, sim)
+    assert GapLedger(data).rows() == []
+    assert capture.gap_stats["closed_by_late_frames"] == 1 and sim.rest_requests == 0
+
+
+def test_a_permanently_failing_rest_ends_unresolved_while_capture_goes_on(tmp_path):
+    data = tmp_path / "d"
+    sim, _, _ = run_capture(
+        data,
+        sim_config("drop:10@50,rest5xx:100000"),
+        config=QUICK,
+        backfill=True,
+        duration=3.0,
+    )
+    [gap] = GapLedger(data).rows()
+    assert (gap.status, gap.attempts) == ("UNRESOLVED", 2)
+    assert gap.reason.startswith("server_error after 2 attempts")
+    # Two attempts of at most three requests each (the client's own retries).
+    assert sim.rest_requests == 6
+    ids = [t.trade_id for t in logged_trades(data)]
+    assert max(ids) > gap.id_to + 200, "the live capture stopped recording"
+    assert _sources(data)["rest_backfill"] == 0
+
+
+def test_a_restart_after_a_kill_is_a_restart_gap_and_resumes_open_ones(tmp_path):
+    data = tmp_path / "d"
+    cfg = SimConfig(rate=300.0, duration_s=60, start_ms=None)
+
+    async def go():
+        async with ExchangeSim(cfg) as sim, httpx.AsyncClient() as client:
+            from buff_dataplane.core.config import LogConfig
+            from buff_dataplane.pipeline.capture import Capture
+
+            history = BinanceUsdmRest(client, sim.rest_url, FAST)
+            for _ in range(2):  # two captures, 1 s apart, as a restart after a stop
+                log = open_log(data, LogConfig(fsync=False))
+                capture = Capture(
+                    log,
+                    venue="binance-usdm",
+                    symbols=[SYMBOL],
+                    channels=["trade"],
+                    endpoint=sim.ws_url,
+                    config=QUICK,
+                    history=history,
+                )
+                await capture.run(duration_s=1.5)
+                log.close()
+                await asyncio.sleep(1.0)
+            return sim
+
+    sim = asyncio.run(asyncio.wait_for(go(), 60))
+    _every_tape_trade_once(data, sim)
+    [gap] = GapLedger(data).rows()
+    assert (gap.kind, gap.status) == ("restart", "BACKFILLED") and gap.filled > 100
+
+
+def test_backfill_on_demand_is_idempotent(tmp_path):
+    data = tmp_path / "d"
+    sim_cfg = sim_config("drop:30@60,drop:40@200")
+    sim, _, _ = run_capture(data, sim_cfg, duration=2.0)  # no back-fill while capturing
+    # The capture recorded its two holes; with no REST client it left them OPEN.
+    assert [g.status for g in GapLedger(data).rows()] == ["OPEN", "OPEN"]
+
+    async def fill():
+        async with (
+            ExchangeSim(dataclasses.replace(sim_cfg, start_ms=sim.start_ms, faults="")) as rest,
+            httpx.AsyncClient() as client,
+        ):
+            with open_log(data) as log:
+                history = BinanceUsdmRest(client, rest.rest_url, FAST)
+                first = await backfill_log(log, history, now_ms=rest.clock)
+            with open_log(data) as log:
+                second = await backfill_log(log, history, now_ms=rest.clock)
+            return first, second
+
+    first, second = asyncio.run(fill())
+    assert [(o.gap.status, o.appended) for o in first.outcomes] == [
+        ("BACKFILLED", 30),
+        ("BACKFILLED", 40),
+    ]
+    assert first.found == [] and second.found == [] and second.outcomes == []
+    _every_tape_trade_once(data, sim)
+    assert verify_log(data).ok
+
+
+def test_a_gap_past_retention_is_unresolved_without_a_request(tmp_path):
+    data = tmp_path / "d"
+    sim, _, _ = run_capture(data, sim_config("drop:10@50"), duration=1.5)
+
+    async def fill():
+        async with ExchangeSim(sim_config()) as rest, httpx.AsyncClient() as client:
+            log = open_log(data)
+            try:
+                history = BinanceUsdmRest(client, rest.rest_url, FAST)
+                later = sim.clock() + 49 * 3_600_000
+                report = await backfill_log(log, history, now_ms=lambda: later)
+            finally:
+                log.close()
+            return report, rest.rest_requests
+
+    report, requests = asyncio.run(fill())
+    [outcome] = report.outcomes
+    assert outcome.gap.status == "UNRESOLVED" and outcome.gap.reason.startswith("retention")
+    assert requests == 0
+
+
+def test_a_ws_rest_conflict_is_quarantined_and_recorded(tmp_path):
+    data = tmp_path / "d"
+    # The tape starts after the capture has connected, so message N is tape trade N.
+    # Trades 41..45 are dropped; the REST page from 41 also holds trade 50, which the
+    # simulator's REST serves with another quantity than its WebSocket did.
+    cfg = SimConfig(
+        rate=300.0,
+        duration_s=60,
+        start_ms=int(time.time() * 1000) + 1_000,
+        faults="drop:5@40,restconflict:50",
+    )
+    sim, capture, _ = run_capture(data, cfg, config=QUICK, backfill=True, duration=3.0)
+    rows = GapLedger(data).rows()
+    conflict = [g for g in rows if g.kind == "conflict"]
+    assert len(conflict) == 1 and conflict[0].status == "UNRESOLVED"
+    first = sim.tapes["BTCUSDT"][0].agg_id
+    assert conflict[0].id_from == first + 49
+    [record] = [q for q in quarantined(data) if q.reason == "backfill_conflict"]
+    assert f"trade id {first + 49}" in record.detail
+    assert SID in capture.flagged
+    # The WS version stays; the REST version is not appended.
+    ids = Counter(t.trade_id for t in logged_trades(data))
+    assert ids[first + 49] == 1
