@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import bars_bench, capture_bench, log_bench
+from bench import backfill_bench, bars_bench, capture_bench, log_bench
 
 SECTIONS = {
+    "backfill": backfill_bench.main,
     "bars": bars_bench.main,
     "capture": capture_bench.main,  # the 30 min soak: python -m bench.capture_bench --soak
     "log": log_bench.main,

@@ -62,7 +62,9 @@ def select_bars(
         gaps = [
             f"{g['gap_id']} ({g['kind']}: {g['reason']})"
             for g in store.manifest(key, rev).get("gap_inputs", [])
-            if g["ts_from_ms"] <= hi and g["ts_to_ms"] >= lo
+            if g.get("status", "UNRESOLVED") == "UNRESOLVED"
+            and g["ts_from_ms"] <= hi
+            and g["ts_to_ms"] >= lo
         ]
         named = f"; ledger gaps: {', '.join(gaps)}" if gaps else ""
         raise IncompleteDataError(

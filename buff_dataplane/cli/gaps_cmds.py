@@ -147,6 +147,9 @@ def backfill_cmd(
     max_attempts: Annotated[
         int, typer.Option(min=1, max=100, help="Attempts per gap before it is UNRESOLVED.")
     ] = 3,
+    request_attempts: Annotated[
+        int, typer.Option(min=1, max=50, help="Tries per REST request (429/418/5xx/timeouts).")
+    ] = 5,
     retry_unresolved: Annotated[
         bool, typer.Option(help="Work UNRESOLVED gaps again (not those past retention).")
     ] = False,
@@ -163,6 +166,7 @@ def backfill_cmd(
     lock); this command is for a stopped one. Exit 0 when every gap worked on ended
     BACKFILLED, 3 when one is UNRESOLVED.
     """
+    from buff_dataplane.feeds.rest_common import RestPolicy
     from buff_dataplane.feeds.rest_registry import history_for
     from buff_dataplane.pipeline.backfill import BackfillConfig, backfill_log
     from buff_dataplane.storage.log import open_log
@@ -173,7 +177,8 @@ def backfill_cmd(
     config = BackfillConfig(max_attempts=max_attempts)
 
     async def run(log: Any) -> Any:
-        async with history_for(venue, rest_endpoint) as history:
+        policy = RestPolicy(max_attempts=request_attempts)
+        async with history_for(venue, rest_endpoint, policy) as history:
             return await backfill_log(
                 log,
                 history,

@@ -434,14 +434,14 @@ async def backfill_log(
     """``buff backfill``: scan the log for gaps, then work every open one (sorted)."""
     ledger = GapLedger(log.root)
     streams = trade_streams(log, history.venue, symbols)
-    if range_ms is not None:
-        # What has happened is the venue's business: ask its clock, not ours.
-        venue_now = await history.server_time()
-        if range_ms[1] > venue_now:
-            raise ValidationError(
-                f"--to is after the venue's time now ({venue_now} ms): "
-                "trades not yet made cannot be back-filled"
-            )
+    # Ask the venue's clock first: an endpoint that is not the venue's API fails here,
+    # before any gap is touched. And what has happened is the venue's business, not ours.
+    venue_now = await history.server_time()
+    if range_ms is not None and range_ms[1] > venue_now:
+        raise ValidationError(
+            f"--to is after the venue's time now ({venue_now} ms): "
+            "trades not yet made cannot be back-filled"
+        )
     report = BackfillReport(
         found=scan_ledger(log, ledger, streams, now_ms=now_ms(), range_ms=range_ms)
     )

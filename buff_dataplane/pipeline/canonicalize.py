@@ -138,26 +138,54 @@ def window_of(inputs: list[dict[str, Any]]) -> tuple[int, int] | None:
 
 
 def gap_inputs(root: Path, venue: str, symbol: str) -> list[dict[str, Any]]:
-    """The ledger's unresolved gaps and conflicts of the symbol's trade stream.
+    """The ledger facts a build of the symbol's trade stream uses.
 
-    They are an input of the build like the segments: recorded in the revision's
-    manifest, so a replay applies exactly the facts the build applied.
+    Unresolved gaps and conflicts (their buckets are GAP_UNRESOLVED / CONFLICT), and
+    back-filled range edges (the venue confirmed the time before the stream's first and
+    after its last trade: the observed window extends over them). They are an input like
+    the segments: recorded in the revision's manifest, so a replay applies exactly the
+    facts the build applied.
     """
     sid = str(StreamId(venue, "trade", symbol))
+    rows = [
+        g
+        for g in GapLedger(root).rows(stream_id=sid)
+        if g.status == "UNRESOLVED" or (g.status == "BACKFILLED" and g.kind == "edge")
+    ]
     return [
         {
             "gap_id": g.gap_id,
             "kind": g.kind,
+            "status": g.status,
             "id_from": g.id_from,
             "id_to": g.id_to,
             "ts_from_ms": g.ts_from_ms,
             "ts_to_ms": g.ts_to_ms,
             "reason": g.reason,
         }
-        for g in sorted(
-            GapLedger(root).rows(stream_id=sid, status="UNRESOLVED"), key=lambda g: g.gap_id
-        )
+        for g in sorted(rows, key=lambda g: g.gap_id)
     ]
+
+
+def effective_window(
+    window: tuple[int, int] | None, gaps: Sequence[dict[str, Any]]
+) -> tuple[int, int] | None:
+    """The observed window, extended over back-filled edges that adjoin or overlap it."""
+    covered = sorted(
+        (g["ts_from_ms"], g["ts_to_ms"] + 1)
+        for g in gaps
+        if g.get("status") == "BACKFILLED" and g["kind"] == "edge"
+    )
+    if window is None:
+        return None
+    lo, hi = window
+    for a, b in covered:  # sorted by start: a head edge first, then a tail edge
+        if a <= lo <= b:
+            lo = a
+    for a, b in reversed(covered):
+        if a <= hi <= b:
+            hi = b
+    return lo, hi
 
 
 def segment_path(root: Path, stream_id: str, segment: str) -> Path:
@@ -192,6 +220,7 @@ def run_engine(
     files = [segment_path(root, i["stream_id"], i["segment"]) for i in inputs]
     build = engine_for(engine)
     conflicts = [g for g in gaps if g["kind"] == "conflict"]
+    window = effective_window(window, gaps)
     knobs: dict[str, Any] = {}
     if conflicts:
         knobs["exclude_ids"] = sorted({g["id_from"] for g in conflicts})
@@ -220,7 +249,11 @@ def run_engine(
             )
         )
     if gaps:
-        unresolved = [(g["ts_from_ms"], g["ts_to_ms"]) for g in gaps if g["kind"] != "conflict"]
+        unresolved = [
+            (g["ts_from_ms"], g["ts_to_ms"])
+            for g in gaps
+            if g["kind"] != "conflict" and g.get("status", "UNRESOLVED") == "UNRESOLVED"
+        ]
         conflicted = [(g["ts_from_ms"], g["ts_to_ms"]) for g in conflicts]
         out = {
             tf: msgspec.structs.replace(

@@ -491,6 +491,8 @@ class Capture:
                 await watch
                 for task in runners:
                     task.cancel()
+                for manager in self.managers:  # nobody reads the sockets any more
+                    await manager.close()
                 await self._drain_gaps()
                 for task in helpers:
                     task.cancel()

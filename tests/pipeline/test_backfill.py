@@ -12,6 +12,7 @@ import time
 from collections import Counter
 
 import httpx
+import pytest
 
 from buff_dataplane.feeds.binance_usdm.rest import BinanceUsdmRest
 from buff_dataplane.pipeline.backfill import BackfillConfig, backfill_log
@@ -81,18 +82,22 @@ def test_late_frames_close_a_jump_without_a_ledger_row(tmp_path):
     assert capture.gap_stats["closed_by_late_frames"] == 1 and sim.rest_requests == 0
 
 
-def test_a_permanently_failing_rest_ends_unresolved_while_capture_goes_on(tmp_path):
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [("rest5xx:100000", "server_error"), ("rest5xx:2,rest418:100000", "banned")],
+)
+def test_a_permanently_failing_rest_ends_unresolved_while_capture_goes_on(tmp_path, faults, reason):
     data = tmp_path / "d"
     sim, _, _ = run_capture(
         data,
-        sim_config("drop:10@50,rest5xx:100000"),
+        sim_config(f"drop:10@50,{faults}"),
         config=QUICK,
         backfill=True,
-        duration=3.0,
+        duration=4.0,
     )
     [gap] = GapLedger(data).rows()
     assert (gap.status, gap.attempts) == ("UNRESOLVED", 2)
-    assert gap.reason.startswith("server_error after 2 attempts")
+    assert gap.reason.startswith(f"{reason} after 2 attempts"), gap.reason
     # Two attempts of at most three requests each (the client's own retries).
     assert sim.rest_requests == 6
     ids = [t.trade_id for t in logged_trades(data)]
@@ -179,7 +184,7 @@ def test_a_gap_past_retention_is_unresolved_without_a_request(tmp_path):
     report, requests = asyncio.run(fill())
     [outcome] = report.outcomes
     assert outcome.gap.status == "UNRESOLVED" and outcome.gap.reason.startswith("retention")
-    assert requests == 0
+    assert requests == 1  # the venue's clock, asked once; no history request
 
 
 def test_a_ws_rest_conflict_is_quarantined_and_recorded(tmp_path):
@@ -205,3 +210,95 @@ def test_a_ws_rest_conflict_is_quarantined_and_recorded(tmp_path):
     # The WS version stays; the REST version is not appended.
     ids = Counter(t.trade_id for t in logged_trades(data))
     assert ids[first + 49] == 1
+
+
+def _captured_with_open_gap(tmp_path):
+    data = tmp_path / "d"
+    sim, _, _ = run_capture(data, sim_config("drop:10@50"), duration=1.5)
+    assert [g.status for g in GapLedger(data).rows()] == ["OPEN"]
+    return data, sim
+
+
+def _log_state(data):
+    log = open_log(data, readonly=True)
+    return [(str(s), [e.segment for e in log.manifest(s)]) for s in log.stream_ids()]
+
+
+def test_backfill_bad_input_is_refused_and_appends_nothing(tmp_path, capsys):
+    from buff_dataplane.cli import main
+
+    data, _ = _captured_with_open_gap(tmp_path)
+    before = (_log_state(data), GapLedger(data).history())
+
+    async def serve_html(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"<html><body>not an API</body></html>"
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    async def shape_json(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        body = b'{"hello":"world"}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    def run_against(handler, *extra):
+        async def go():
+            server = await asyncio.start_server(handler, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            async with server:
+                return await asyncio.to_thread(
+                    main,
+                    [
+                        "backfill",
+                        "--data",
+                        str(data),
+                        "--rest-endpoint",
+                        f"http://127.0.0.1:{port}",
+                        "--request-attempts",
+                        "1",
+                        *extra,
+                    ],
+                )
+
+        return asyncio.run(go())
+
+    cases = [
+        (lambda: run_against(serve_html), 4, "HTTP 200 text/html"),
+        (lambda: run_against(shape_json), 4, "not a server time"),
+        (
+            lambda: main(
+                ["backfill", "--data", str(data), "--from", "2026-01-02", "--to", "2026-01-01"]
+            ),
+            2,
+            "inverted range",
+        ),
+        (
+            lambda: main(["backfill", "--data", str(data), "--symbols", "DOGE-USDT-PERP"]),
+            2,
+            "no trade stream for DOGE-USDT-PERP",
+        ),
+        (lambda: main(["backfill", "--data", str(data), "--symbols", "btc/usdt"]), 2, "symbol"),
+        (
+            lambda: main(["backfill", "--data", str(data), "--rest-endpoint", "ftp://x"]),
+            2,
+            "not an http(s) URL",
+        ),
+    ]
+    for run, code, message in cases:
+        assert run() == code, message
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert (_log_state(data), GapLedger(data).history()) == before

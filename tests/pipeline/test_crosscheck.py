@@ -1,10 +1,7 @@
 """buff crosscheck: canonical bars built from a capture of the simulator's tape, against
 the simulator's klines over real HTTP; the comparison itself on hand-made bars."""
 
-import asyncio
 import json
-import threading
-from contextlib import contextmanager
 
 import pytest
 
@@ -14,8 +11,9 @@ from buff_dataplane.core.config import LogConfig
 from buff_dataplane.feeds.rest_common import Kline
 from buff_dataplane.pipeline.canonicalize import canonicalize
 from buff_dataplane.pipeline.crosscheck import compare_bars, same_value
+from buff_dataplane.sim.background import SimThread
 from buff_dataplane.sim.binance_usdm import agg_trade_message
-from buff_dataplane.sim.server import ExchangeSim, SimConfig
+from buff_dataplane.sim.server import SimConfig
 from buff_dataplane.storage.log import open_log
 
 T0 = 1_723_161_600_000  # 2024-08-09T00:00Z; the tape is wholly in the past
@@ -24,21 +22,9 @@ T1 = T0 + MINUTES * 60_000
 CFG = SimConfig(start_ms=T0, duration_s=MINUTES * 60, rate=20)
 
 
-@contextmanager
 def running(cfg):
     """The simulator on its own event loop in a thread (the CLI runs asyncio itself)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    sim = ExchangeSim(cfg)
-    asyncio.run_coroutine_threadsafe(sim.start(), loop).result(10)
-    try:
-        yield sim
-    finally:
-        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    return SimThread(cfg)
 
 
 def tape(symbol="BTCUSDT"):

@@ -9,39 +9,19 @@ The capture runs as a real ``buff capture`` process (it is killed with SIGKILL).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from buff_dataplane.cli import main
 from buff_dataplane.core.times import format_utc_ms
-from buff_dataplane.sim.server import ExchangeSim, SimConfig
+from buff_dataplane.sim.background import SimThread
+from buff_dataplane.sim.server import SimConfig
 from buff_dataplane.storage.verify import verify_log
 
 from .capture_helpers import SYMBOL, logged_trades
-
-
-class SimThread:
-    """An ExchangeSim on its own event loop in a thread."""
-
-    def __init__(self, config: SimConfig, clock) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.sim = ExchangeSim(config, clock=clock)
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> ExchangeSim:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.sim.start(), self.loop).result(10)
-        return self.sim
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.sim.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 def _capture(data, sim, seconds=None):
@@ -144,6 +124,31 @@ def test_faults_and_a_kill_end_backfilled_and_crosscheck_agrees(tmp_path, capsys
             == 0
         )
         capsys.readouterr()
+        # Every 1m bar of the range is COMPLETE: the gaps were repaired, the edges too.
+        code = main(
+            [
+                "bars",
+                "--data",
+                str(data),
+                "--venue",
+                "binance-usdm",
+                "--symbol",
+                SYMBOL,
+                "--timeframe",
+                "1m",
+                "--from",
+                lo,
+                "--to",
+                hi,
+                "--require-complete",
+                "--format",
+                "json",
+            ]
+        )
+        assert code == 0, capsys.readouterr().err
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert len(rows) == 2 and {r["status"] for r in rows} == {"COMPLETE"}
+        assert all(r["backfilled"] for r in rows)
         code = main(
             [
                 "crosscheck",
