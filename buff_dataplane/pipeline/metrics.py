@@ -50,6 +50,20 @@ class _CaptureCollector:
         yield events
         yield age
         yield stale
+        gaps = CounterMetricFamily(
+            "buff_capture_gaps",
+            "Gaps by outcome (found, backfilled, unresolved, ...)",
+            labels=["outcome"],
+        )
+        for outcome, n in status.get("gaps", {}).items():
+            if outcome != "backfilled_trades":
+                gaps.add_metric([outcome], n)
+        yield gaps
+        filled = CounterMetricFamily(
+            "buff_capture_backfilled_trades", "Trades appended from REST", labels=[]
+        )
+        filled.add_metric([], status.get("gaps", {}).get("backfilled_trades", 0))
+        yield filled
 
 
 def serve_metrics(capture: Any, port: int) -> Any:

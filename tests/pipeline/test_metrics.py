@@ -13,6 +13,7 @@ class FakeCapture:
             "conflicts": 1,
             "quarantined": {"not_json": 2},
             "queue": {"size": 5},
+            "gaps": {"found": 3, "backfilled": 2, "unresolved": 1, "backfilled_trades": 57},
             "connections": [{"name": "binance-usdm market#0", "reconnects": 1}],
             "streams": {
                 "binance-usdm/trade/BTC-USDT-PERP": {
@@ -36,3 +37,5 @@ def test_metrics_endpoint_serves_the_capture_counters():
     assert 'buff_stream_events_total{stream="binance-usdm/trade/BTC-USDT-PERP"} 40.0' in body
     assert 'buff_stream_stale{stream="binance-usdm/trade/BTC-USDT-PERP"} 0.0' in body
     assert "buff_capture_queue_size 5.0" in body
+    assert 'buff_capture_gaps_total{outcome="unresolved"} 1.0' in body
+    assert "buff_capture_backfilled_trades_total 57.0" in body
