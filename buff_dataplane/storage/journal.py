@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 import xxhash
@@ -85,58 +86,89 @@ class JournalWriter:
             self._fd = -1
 
 
-@dataclass
-class JournalContents:
-    stream_id: str | None
-    batches: list[pa.RecordBatch] = field(default_factory=list)
-    good_bytes: int = 0
-    torn_bytes: int = 0
-    torn_reason: str = ""
+class JournalReader:
+    """Reads a journal frame by frame; iterating yields one record batch per frame.
 
+    Only the current frame is in memory, so reading a journal costs memory in
+    proportion to one group commit, not to the journal. When iteration ends,
+    ``stream_id``, ``frames``, ``rows``, ``good_bytes`` and a torn tail
+    (``torn_bytes``, ``torn_reason``; described, not cut) are known. A bad frame
+    followed by more bytes raises IntegrityError.
+    """
 
-def read_journal(path: Path) -> JournalContents:
-    """Read every intact frame; describe (do not cut) a torn tail."""
-    data = path.read_bytes()
-    size = len(data)
-    head_len = len(MAGIC) + _HEADER_LEN.size
-    if size < head_len or data[: len(MAGIC)] != MAGIC:
-        if data[: len(MAGIC)] != MAGIC[: min(size, len(MAGIC))]:
-            raise IntegrityError(f"journal {path}: bad magic, not a buff journal")
-        return JournalContents(None, torn_bytes=size, torn_reason="torn header")
-    (hlen,) = _HEADER_LEN.unpack_from(data, len(MAGIC))
-    if head_len + hlen > size:
-        return JournalContents(None, torn_bytes=size, torn_reason="torn header")
-    try:
-        header = json.loads(data[head_len : head_len + hlen])
-        stream_id = str(header["stream_id"])
-    except (ValueError, KeyError) as exc:
-        raise IntegrityError(f"journal {path}: unreadable header") from exc
-    out = JournalContents(stream_id)
-    pos = head_len + hlen
-    while pos < size:
-        if pos + _FRAME.size > size:
-            out.torn_reason = "short frame header"
-            break
-        length, digest = _FRAME.unpack_from(data, pos)
-        end = pos + _FRAME.size + length
-        if length > MAX_FRAME_BYTES or end > size:
-            out.torn_reason = "short frame body"
-            break
-        body = data[pos + _FRAME.size : end]
-        if xxhash.xxh64_intdigest(body) != digest:
-            if end < size:
-                raise IntegrityError(
-                    f"journal {path}: frame at byte {pos} fails its checksum and is followed "
-                    f"by {size - end} more bytes; corruption, not a torn write"
-                )
-            out.torn_reason = "checksum mismatch in last frame"
-            break
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stream_id: str | None = None
+        self.frames = self.rows = self.good_bytes = self.torn_bytes = 0
+        self.torn_reason = ""
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        path = self.path
+        self.stream_id, self.frames, self.rows = None, 0, 0
+        self.good_bytes, self.torn_bytes, self.torn_reason = 0, 0, ""
         try:
-            batch = pa.ipc.read_record_batch(pa.py_buffer(body), RAW_SCHEMA)
-        except pa.ArrowException as exc:
-            raise IntegrityError(f"journal {path}: frame at byte {pos} does not decode") from exc
-        out.batches.append(batch)
-        pos = end
-    out.good_bytes = pos
-    out.torn_bytes = size - pos
-    return out
+            fh = path.open("rb")
+        except OSError as exc:
+            raise StorageError(f"cannot read journal {path}: {exc.strerror}") from exc
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            pos = self._read_header(fh, size)
+            if pos is None:
+                self.torn_bytes = size
+                self.torn_reason = "torn header"
+                return
+            while pos < size:
+                head = fh.read(_FRAME.size)
+                if len(head) < _FRAME.size:
+                    self.torn_reason = "short frame header"
+                    break
+                length, digest = _FRAME.unpack(head)
+                end = pos + _FRAME.size + length
+                if length > MAX_FRAME_BYTES or end > size:
+                    self.torn_reason = "short frame body"
+                    break
+                # Read into Arrow memory: the batch is a view of it, and the Arrow pool
+                # hands memory back after a seal where the Python heap would keep it.
+                body = pa.allocate_buffer(length)
+                if fh.readinto(memoryview(body)) < length:
+                    self.torn_reason = "short frame body"
+                    break
+                if xxhash.xxh64_intdigest(memoryview(body)) != digest:
+                    if end < size:
+                        raise IntegrityError(
+                            f"journal {path}: frame at byte {pos} fails its checksum and is "
+                            f"followed by {size - end} more bytes; corruption, not a torn write"
+                        )
+                    self.torn_reason = "checksum mismatch in last frame"
+                    break
+                try:
+                    batch = pa.ipc.read_record_batch(body, RAW_SCHEMA)
+                except pa.ArrowException as exc:
+                    raise IntegrityError(
+                        f"journal {path}: frame at byte {pos} does not decode"
+                    ) from exc
+                pos = self.good_bytes = end
+                self.frames += 1
+                self.rows += batch.num_rows
+                yield batch
+            self.good_bytes = pos
+            self.torn_bytes = size - pos
+
+    def _read_header(self, fh: IO[bytes], size: int) -> int | None:
+        """Set ``stream_id``; return the offset of the first frame (None: torn header)."""
+        head_len = len(MAGIC) + _HEADER_LEN.size
+        head = fh.read(head_len)
+        if size < head_len or head[: len(MAGIC)] != MAGIC:
+            if head[: len(MAGIC)] != MAGIC[: min(size, len(MAGIC))]:
+                raise IntegrityError(f"journal {self.path}: bad magic, not a buff journal")
+            return None
+        (hlen,) = _HEADER_LEN.unpack_from(head, len(MAGIC))
+        if head_len + hlen > size:
+            return None
+        try:
+            header = json.loads(fh.read(hlen))
+            self.stream_id = str(header["stream_id"])
+        except (ValueError, KeyError) as exc:
+            raise IntegrityError(f"journal {self.path}: unreadable header") from exc
+        self.good_bytes = head_len + hlen
+        return self.good_bytes

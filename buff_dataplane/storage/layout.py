@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from buff_dataplane.core.errors import StorageError, ValidationError
@@ -116,11 +117,26 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_file_atomic(path: Path, data: bytes, *, fsync: bool, read_only: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temp file; never replaces an existing file.
+    """Write ``data`` to ``path`` through a temp file; never replaces an existing file."""
+    with atomic_file(path, fsync=fsync, read_only=read_only) as fd:
+        write_all(fd, data)
 
-    The temp file is written, fsynced and (optionally) made read-only, then hard-linked to
-    its final name, which fails if that name exists: an existing name is an error, never
-    an overwrite. The directory is fsynced so the new name survives a crash.
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, *, fsync: bool, read_only: bool = False) -> Iterator[int]:
+    """Yield the fd of a new temp file; publish it at ``path`` when the block returns.
+
+    The temp file is written by the caller, then fsynced and (optionally) made
+    read-only, then hard-linked to its final name, which fails with FileExistsError if
+    that name exists: an existing name is an error, never an overwrite. The directory is
+    fsynced so the new name survives a crash. If the block raises, nothing is published
+    and the temp file is removed.
     """
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
     try:
@@ -128,20 +144,20 @@ def write_file_atomic(path: Path, data: bytes, *, fsync: bool, read_only: bool =
     except OSError as exc:
         raise StorageError(f"cannot create {tmp}: {exc.strerror}") from exc
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if fsync:
-            os.fsync(fd)
-        if read_only:
-            os.fchmod(fd, 0o444)
-    except OSError as exc:
-        os.close(fd)
+        try:
+            yield fd
+            if fsync:
+                os.fsync(fd)
+            if read_only:
+                os.fchmod(fd, 0o444)
+        finally:
+            os.close(fd)
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise StorageError(f"cannot write {tmp}: {exc.strerror}") from exc
-    os.close(fd)
+        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
+            raise StorageError(f"cannot write {tmp}: {exc.strerror}") from exc
+        raise
     try:
         os.link(tmp, path)
     except FileExistsError:

@@ -17,12 +17,11 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from buff_dataplane.core.config import LogConfig
 from buff_dataplane.core.errors import (
@@ -41,7 +40,7 @@ from buff_dataplane.core.events import (
 )
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout
-from buff_dataplane.storage.journal import JournalWriter
+from buff_dataplane.storage.journal import JournalReader, JournalWriter
 from buff_dataplane.storage.manifest import (
     MANIFEST_VERSION,
     ManifestEntry,
@@ -52,12 +51,7 @@ from buff_dataplane.storage.manifest import (
 )
 from buff_dataplane.storage.quarantine import Quarantine
 from buff_dataplane.storage.recovery import RecoveryReport, recover_all
-from buff_dataplane.storage.segment import (
-    RAW_SCHEMA,
-    encode_segment,
-    hashes_digest,
-    write_segment,
-)
+from buff_dataplane.storage.segment import RAW_SCHEMA, SegmentStats, write_segment_batches
 
 Clock = Callable[[], int]
 
@@ -66,20 +60,13 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-def _table_stats(table: pa.Table) -> dict[str, int | None]:
-    ex = table.column("event_ts_exchange_ms")
-    ing = table.column("event_ts_ingest_ms")
-    return {
-        "ts_exchange_min": pc.min(ex).as_py(),
-        "ts_exchange_max": pc.max(ex).as_py(),
-        "ts_ingest_min": pc.min(ing).as_py(),
-        "ts_ingest_max": pc.max(ing).as_py(),
-        "payload_bytes": int(pc.sum(pc.binary_length(table.column("payload_raw"))).as_py() or 0),
-    }
-
-
 class StreamWriter:
-    """Appends events to one stream. Not thread-safe: one writer, one task."""
+    """Appends events to one stream. Not thread-safe: one writer, one task.
+
+    Memory is bounded by the pending group commit, not by the segment: committed events
+    live only in the journal (plus running :class:`SegmentStats`), and sealing streams
+    them back from the journal into the Parquet segment one row group at a time.
+    """
 
     def __init__(
         self, log: RawLog, sid: StreamId, entries: list[ManifestEntry], clock: Clock
@@ -95,14 +82,19 @@ class StreamWriter:
         self.durable_seq = self.next_seq - 1
         self.sealed_seq = self.next_seq - 1
         self._journal: JournalWriter | None = None
-        self._committed: list[pa.RecordBatch] = []
-        self._committed_rows = 0
-        self._committed_bytes = 0
-        self._segment_first_ingest: int | None = None
+        self._reset_committed()
         self._reset_pending()
         self.closed = False
 
     # -- appending ---------------------------------------------------------------------
+
+    def _reset_committed(self) -> None:
+        # Committed, unsealed events are in the journal; here are only their stats.
+        self._stats = SegmentStats()
+        self._committed_rows = 0
+        self._committed_bytes = 0
+        self._segment_first_ingest: int | None = None
+        self._last_ingest: int | None = None
 
     def _reset_pending(self) -> None:
         # Pending events as columns; (source, origin, conn_id) run-length encoded, since
@@ -317,9 +309,10 @@ class StreamWriter:
                 self.dir / layout.JOURNAL, self.stream_id, fsync=self._cfg.fsync
             )
         self._journal.append(batch)
-        self._committed.append(batch)
+        self._stats.add(batch)
         self._committed_rows += n
         self._committed_bytes += self._p_bytes
+        self._last_ingest = self._p_ts_in[-1]
         self.durable_seq = first_seq + n - 1
         self._reset_pending()
         if self._should_seal():
@@ -327,36 +320,69 @@ class StreamWriter:
         return self.durable_seq
 
     def _should_seal(self) -> bool:
-        if not self._committed:
+        if not self._committed_rows:
             return False
         if self._committed_rows >= self._cfg.segment_max_events:
             return True
         if self._committed_bytes >= self._cfg.segment_max_bytes:
             return True
-        first = self._segment_first_ingest
-        last = self._committed[-1].column("event_ts_ingest_ms")[-1].as_py()
-        return first is not None and last - first >= self._cfg.segment_max_age_s * 1000
+        first, last = self._segment_first_ingest, self._last_ingest
+        return (
+            first is not None
+            and last is not None
+            and last - first >= self._cfg.segment_max_age_s * 1000
+        )
 
     # -- sealing -----------------------------------------------------------------------
 
     def seal(self) -> ManifestEntry | None:
-        """Commit what is pending, then seal every committed event into one segment."""
+        """Commit what is pending, then seal every committed event into one segment.
+
+        The events are read back from the journal. The segment is published only if
+        what was read equals what was committed (rows, seq range, time ranges, payload
+        bytes and payload digest, against the running stats). If sealing fails before
+        the segment is published, nothing is published and the writer keeps its journal
+        and state, so a later seal retries; if it fails after (the manifest line), the
+        next open's recovery adopts the segment.
+        """
         self.commit()
-        if not self._committed:
+        if not self._committed_rows:
             return None
-        table = pa.Table.from_batches(self._committed, schema=RAW_SCHEMA)
-        entry = self._log._publish_segment(self.sid, table, self._last_entry)
+        committed = self._stats.summary()
+
+        def same_as_committed(stats: SegmentStats) -> None:
+            if stats.summary() != committed:
+                raise IntegrityError(
+                    f"{self.stream_id}: journal {self.dir / layout.JOURNAL} does not hold "
+                    f"the committed events (read {stats.summary()}, committed {committed})"
+                )
+
+        entry = self._log._publish_batches(
+            self.sid,
+            self._journal_batches(),
+            self.sealed_seq + 1,
+            self.durable_seq,
+            self._last_entry,
+            check=same_as_committed,
+        )
         self._last_entry = entry
         self.sealed_seq = entry.seq_to
         if self._journal is not None:
             self._journal.close()
             self._journal = None
         self._log._remove_journal(self.dir)
-        self._committed = []
-        self._committed_rows = 0
-        self._committed_bytes = 0
-        self._segment_first_ingest = None
+        self._reset_committed()
         return entry
+
+    def _journal_batches(self) -> Iterator[pa.RecordBatch]:
+        reader = JournalReader(self.dir / layout.JOURNAL)
+        yield from reader
+        if reader.torn_bytes or reader.stream_id != self.stream_id:
+            raise IntegrityError(
+                f"{self.stream_id}: journal {reader.path} has a torn tail of "
+                f"{reader.torn_bytes} bytes ({reader.torn_reason}) or names "
+                f"{reader.stream_id!r}; refusing to seal from it"
+            )
 
     def close(self) -> None:
         if not self.closed:
@@ -472,49 +498,97 @@ class RawLog:
     def _publish_segment(
         self, sid: StreamId, table: pa.Table, last: ManifestEntry | None
     ) -> ManifestEntry:
+        """Seal ``table`` (rows continuing the sealed log) as the next segment."""
+        if table.num_rows == 0:
+            raise StorageError(f"{sid}: no rows to seal")
         seqs = table.column("ingest_seq")
         seq_from, seq_to = seqs[0].as_py(), seqs[-1].as_py()
-        expected_from = last.seq_to + 1 if last else 1
-        if seq_from != expected_from or seq_to - seq_from + 1 != table.num_rows:
+        if seq_to - seq_from + 1 != table.num_rows:
             raise ImmutabilityError(
                 f"{sid}: segment {seq_from}..{seq_to} ({table.num_rows} rows) does not continue "
-                f"the sealed log at seq {expected_from}"
+                f"the sealed log at seq {last.seq_to + 1 if last else 1}"
             )
+        return self._publish_batches(sid, table.to_batches(), seq_from, seq_to, last)
+
+    def _publish_batches(
+        self,
+        sid: StreamId,
+        batches: Iterable[pa.RecordBatch],
+        seq_from: int,
+        seq_to: int,
+        last: ManifestEntry | None,
+        *,
+        check: Callable[[SegmentStats], None] | None = None,
+    ) -> ManifestEntry:
+        """Seal the rows ``seq_from..seq_to``, streamed as ``batches``, as the next segment.
+
+        The rows are encoded one row group at a time into a temp file, which is published
+        (fsync, read-only, hard link to the name of its seq range, directory fsync) only
+        if they hold exactly that range and pass ``check``; then the manifest line is
+        appended from the stats computed on the way.
+        """
+        expected_from = last.seq_to + 1 if last else 1
+        if seq_from != expected_from or seq_to < seq_from:
+            raise ImmutabilityError(
+                f"{sid}: segment {seq_from}..{seq_to} ({seq_to - seq_from + 1} rows) does not "
+                f"continue the sealed log at seq {expected_from}"
+            )
+
+        def holds_the_range(stats: SegmentStats) -> None:
+            if (stats.seq_from, stats.seq_to, stats.rows) != (
+                seq_from,
+                seq_to,
+                seq_to - seq_from + 1,
+            ):
+                raise ImmutabilityError(
+                    f"{sid}: rows {stats.seq_from}..{stats.seq_to} ({stats.rows} rows) are not "
+                    f"the segment {seq_from}..{seq_to}"
+                )
+            if check is not None:
+                check(stats)
+
         directory = layout.stream_dir(self.root, sid)
         seg_dir = directory / layout.SEGMENTS
         seg_dir.mkdir(parents=True, exist_ok=True)
         name = layout.segment_name(seq_from, seq_to)
-        data = encode_segment(table, zstd_level=self.config.zstd_level)
-        sha = write_segment(seg_dir / name, data, fsync=self.config.fsync)
-        return self._append_manifest(sid, table, name, sha, len(data), last)
+        written = write_segment_batches(
+            seg_dir / name,
+            batches,
+            zstd_level=self.config.zstd_level,
+            fsync=self.config.fsync,
+            check=holds_the_range,
+        )
+        return self._append_manifest(
+            sid, written.stats, name, written.file_sha256, written.file_bytes, last
+        )
 
     def _append_manifest(
         self,
         sid: StreamId,
-        table: pa.Table,
+        stats: SegmentStats,
         name: str,
         sha: str,
         size: int,
         last: ManifestEntry | None,
     ) -> ManifestEntry:
-        seqs = table.column("ingest_seq")
-        stats = _table_stats(table)
+        if stats.seq_from is None or stats.seq_to is None:
+            raise StorageError(f"{sid}: segment {name} holds no rows")
         entry = ManifestEntry(
             v=MANIFEST_VERSION,
             index=last.index + 1 if last else 0,
             stream_id=str(sid),
             segment=name,
-            seq_from=seqs[0].as_py(),
-            seq_to=seqs[-1].as_py(),
-            rows=table.num_rows,
-            ts_exchange_min=stats["ts_exchange_min"],
-            ts_exchange_max=stats["ts_exchange_max"],
-            ts_ingest_min=int(stats["ts_ingest_min"] or 0),
-            ts_ingest_max=int(stats["ts_ingest_max"] or 0),
-            payload_bytes=int(stats["payload_bytes"] or 0),
+            seq_from=stats.seq_from,
+            seq_to=stats.seq_to,
+            rows=stats.rows,
+            ts_exchange_min=stats.ts_exchange_min,
+            ts_exchange_max=stats.ts_exchange_max,
+            ts_ingest_min=int(stats.ts_ingest_min or 0),
+            ts_ingest_max=int(stats.ts_ingest_max or 0),
+            payload_bytes=stats.payload_bytes,
             file_bytes=size,
             file_sha256=sha,
-            payload_digest=hashes_digest(table.column("payload_sha256")),
+            payload_digest=stats.payload_digest,
             prev=line_hash(last.encode()) if last else genesis(str(sid)),
         )
         append_entry(

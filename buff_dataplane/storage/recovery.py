@@ -2,29 +2,39 @@
 
 Per stream, in this order: remove temp files of an interrupted seal (never published; the
 journal still holds their events); cut a torn last manifest line; adopt a segment that
-was published but whose manifest line never landed (after checking its payload hashes
-and that it equals the journal); drop journal rows already sealed (after checking they
-equal their sealed copy); seal the rest; delete the journal. Torn tails are kept as
-evidence under quarantine/torn/. Anything else that does not add up raises
-IntegrityError and nothing is written.
+was published but whose manifest line never landed (after checking its payload hashes,
+that it holds the seq range its name says, continuing the sealed log, and that it
+equals the journal); drop journal rows already sealed (after checking they equal their
+sealed copy); seal the rest; delete the journal. Torn tails are kept as evidence under
+quarantine/torn/. Anything else that does not add up raises IntegrityError and nothing
+is written. Journals and orphan segments are read frame by frame / row group by row
+group, never whole.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from buff_dataplane.core.errors import IntegrityError
+from buff_dataplane.core.errors import IntegrityError, StorageError
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout
-from buff_dataplane.storage.journal import read_journal
+from buff_dataplane.storage.journal import JournalReader
 from buff_dataplane.storage.manifest import ManifestEntry, read_manifest, truncate_torn_tail
-from buff_dataplane.storage.segment import RAW_SCHEMA, file_sha256, read_segment
+from buff_dataplane.storage.segment import (
+    RAW_SCHEMA,
+    ROW_GROUP_ROWS,
+    SegmentStats,
+    file_sha256,
+    hashes_view,
+    read_segment,
+)
 
 if TYPE_CHECKING:
     from buff_dataplane.storage.log import RawLog
@@ -55,10 +65,6 @@ class RecoveryReport:
         return "; ".join(parts)
 
 
-def _hash_column(table: pa.Table) -> list[bytes]:
-    return [bytes(x) for x in table.column("payload_sha256").to_pylist()]
-
-
 def recover_all(log: RawLog) -> None:
     for sid in log.stream_ids():
         report = _recover_stream(log, sid)
@@ -87,38 +93,80 @@ def _recover_stream(log: RawLog, sid: StreamId) -> RecoveryReport | None:
         changed = True
     entries = read.entries
     last = entries[-1] if entries else None
-    sealed_to = last.seq_to if last else 0
-    journal_rows = _journal_table(log, sid, directory, report)
+    journal = _scan_journal(log, sid, directory, report)
     orphan = _find_orphan(seg_dir, entries)
     if orphan is not None:
-        last = _adopt_orphan(log, sid, seg_dir / orphan, journal_rows, last)
-        sealed_to = last.seq_to
+        last = _adopt_orphan(log, sid, seg_dir / orphan, journal, last)
         report.adopted_segment = orphan
         changed = True
-    if journal_rows is not None:
+    if journal is not None:
         changed = True
-        rest = _check_journal_against_sealed(log, sid, journal_rows, entries, last, sealed_to)
-        if rest.num_rows:
-            entry = log._publish_segment(sid, rest, last)
+        sealed_to = last.seq_to if last else 0
+        _check_journal_against_sealed(log, sid, journal, last, sealed_to)
+        if journal.last_seq > sealed_to:
+            entry = log._publish_batches(
+                sid, journal.batches(after=sealed_to), sealed_to + 1, journal.last_seq, last
+            )
             report.sealed_segment = entry.segment
-            report.recovered_events = rest.num_rows
+            report.recovered_events = journal.last_seq - sealed_to
         log._remove_journal(directory)
     return report if changed else None
 
 
-def _journal_table(
+class _Journal:
+    """A journal checked from end to end: dense seqs, no corruption before a torn tail.
+
+    Holds no rows; :meth:`batches` reads them again, frame by frame.
+    """
+
+    def __init__(self, path: Path, sid: StreamId) -> None:
+        self.path = path
+        reader = JournalReader(path)
+        first = last = 0
+        for batch in reader:
+            seqs = batch.column("ingest_seq")
+            if not batch.num_rows:
+                continue
+            lo = seqs[0].as_py()
+            if (last and lo != last + 1) or not seqs.equals(pa.arange(lo, lo + len(seqs))):
+                raise IntegrityError(
+                    f"journal {path}: ingest_seq is not dense (frame {reader.frames} "
+                    f"starts at seq {lo} after seq {last})"
+                )
+            first = first or lo
+            last = lo + len(seqs) - 1
+        if reader.stream_id is not None and reader.stream_id != str(sid):
+            raise IntegrityError(f"journal {path} belongs to stream {reader.stream_id!r}")
+        self.reader = reader
+        self.first_seq = first  # 0 when the journal holds no rows
+        self.last_seq = last
+
+    def batches(self, *, after: int = 0, upto: int | None = None) -> Iterator[pa.RecordBatch]:
+        """The rows with ``after < seq <= upto``, in order, up to the torn tail."""
+        for batch in JournalReader(self.path):
+            seqs = batch.column("ingest_seq")
+            if not batch.num_rows or seqs[-1].as_py() <= after:
+                continue
+            if upto is not None and seqs[0].as_py() > upto:
+                break
+            lo = max(after + 1, seqs[0].as_py())
+            hi = seqs[-1].as_py() if upto is None else min(upto, seqs[-1].as_py())
+            yield batch.slice(lo - seqs[0].as_py(), hi - lo + 1)  # seqs are dense
+
+
+def _scan_journal(
     log: RawLog, sid: StreamId, directory: Path, report: RecoveryReport
-) -> pa.Table | None:
+) -> _Journal | None:
     path = directory / layout.JOURNAL
     if not path.exists():
         return None
-    contents = read_journal(path)
-    if contents.stream_id is not None and contents.stream_id != str(sid):
-        raise IntegrityError(f"journal {path} belongs to stream {contents.stream_id!r}")
-    if contents.torn_bytes:
-        report.torn_journal_bytes = contents.torn_bytes
-        _keep_evidence(log, sid, "journal", path.read_bytes()[contents.good_bytes :])
-    return pa.Table.from_batches(contents.batches, schema=RAW_SCHEMA)
+    journal = _Journal(path, sid)
+    if journal.reader.torn_bytes:
+        report.torn_journal_bytes = journal.reader.torn_bytes
+        with path.open("rb") as fh:
+            fh.seek(journal.reader.good_bytes)
+            _keep_evidence(log, sid, "journal", fh.read())
+    return journal
 
 
 def _find_orphan(seg_dir: Path, entries: list[ManifestEntry]) -> str | None:
@@ -139,54 +187,104 @@ def _adopt_orphan(
     log: RawLog,
     sid: StreamId,
     path: Path,
-    journal_rows: pa.Table | None,
+    journal: _Journal | None,
     last: ManifestEntry | None,
 ) -> ManifestEntry:
-    """A segment published just before a crash, whose manifest line never landed."""
-    table = read_segment(path)
-    hashes = [hashlib.sha256(p).digest() for p in table.column("payload_raw").to_pylist()]
-    if hashes != _hash_column(table):
-        raise IntegrityError(f"{path}: unpublished segment fails its payload hashes")
-    if journal_rows is not None:
-        jt = journal_rows.filter(
-            pc.less_equal(journal_rows.column("ingest_seq"), table.column("ingest_seq")[-1])
+    """A segment published just before a crash, whose manifest line never landed.
+
+    Read row group by row group: its payload hashes are checked, its stats computed
+    (seqs dense and continuing the sealed log, as its name says), and its payload hashes
+    compared with the journal's rows up to its last seq.
+    """
+    stats = SegmentStats()
+    sha256 = hashlib.sha256
+    try:
+        parquet = pq.ParquetFile(path)
+        if not parquet.schema_arrow.equals(RAW_SCHEMA, check_metadata=False):
+            raise IntegrityError(f"{path}: unpublished segment does not have the raw schema")
+        for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS):
+            payloads = batch.column("payload_raw").to_pylist()
+            if [sha256(p).digest() for p in payloads] != batch.column("payload_sha256").to_pylist():
+                raise IntegrityError(f"{path}: unpublished segment fails its payload hashes")
+            stats.add(batch)
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot read segment {path}: {exc}") from exc
+    expected_from = last.seq_to + 1 if last else 1
+    if (stats.seq_from, stats.seq_to) != layout.parse_segment_name(path.name) or (
+        stats.seq_from != expected_from
+    ):
+        raise IntegrityError(
+            f"{path}: unpublished segment holds seq {stats.seq_from}..{stats.seq_to}; "
+            f"expected a segment so named, starting at seq {expected_from}"
         )
-        if _hash_column(jt) != hashes[: jt.num_rows]:
+    assert stats.seq_to is not None
+    if journal is not None:
+        # The journal's rows up to the segment's end must be the segment's first rows.
+        from_journal = hashlib.sha256()
+        rows = 0
+        for batch in journal.batches(upto=stats.seq_to):
+            from_journal.update(hashes_view(batch.column("payload_sha256")))
+            rows += batch.num_rows
+        if rows and (
+            journal.first_seq != stats.seq_from
+            or from_journal.digest() != _hashes_prefix_digest(path, rows)
+        ):
             raise IntegrityError(f"{path}: unpublished segment differs from the journal")
-    seq_range = layout.parse_segment_name(path.name)
-    assert seq_range is not None
-    return log._append_manifest(sid, table, path.name, file_sha256(path), path.stat().st_size, last)
+    return log._append_manifest(sid, stats, path.name, file_sha256(path), path.stat().st_size, last)
+
+
+def _hashes_prefix_digest(path: Path, rows: int) -> bytes:
+    """SHA-256 over the first ``rows`` payload hashes of the segment at ``path``."""
+    h = hashlib.sha256()
+    for batch in pq.ParquetFile(path).iter_batches(
+        batch_size=ROW_GROUP_ROWS, columns=["payload_sha256"]
+    ):
+        if rows <= 0:
+            break
+        part = batch.column(0).slice(0, rows)
+        h.update(hashes_view(part))
+        rows -= len(part)
+    return h.digest()
 
 
 def _check_journal_against_sealed(
     log: RawLog,
     sid: StreamId,
-    rows: pa.Table,
-    entries: list[ManifestEntry],
+    journal: _Journal,
     last: ManifestEntry | None,
     sealed_to: int,
-) -> pa.Table:
-    """Drop journal rows already sealed (after checking they match); return the rest."""
-    if rows.num_rows == 0:
-        return rows
-    seqs = rows.column("ingest_seq")
-    done = rows.filter(pc.less_equal(seqs, sealed_to))
-    rest = rows.filter(pc.greater(seqs, sealed_to))
-    if done.num_rows and last is not None:
+) -> None:
+    """Check the journal's rows already sealed equal their sealed copy; that the rest
+    continue the sealed log."""
+    if not journal.first_seq:
+        return
+    if journal.first_seq <= sealed_to and last is not None:
         seg = read_segment(
             layout.stream_dir(log.root, sid) / layout.SEGMENTS / last.segment,
             columns=["ingest_seq", "payload_sha256"],
         )
-        sealed = dict(zip(seg.column("ingest_seq").to_pylist(), _hash_column(seg), strict=True))
-        for seq, h in zip(done.column("ingest_seq").to_pylist(), _hash_column(done), strict=True):
-            if sealed.get(seq) != h:
-                raise IntegrityError(f"{sid}: journal seq {seq} differs from its sealed copy")
-    if rest.num_rows and rest.column("ingest_seq")[0].as_py() != sealed_to + 1:
-        raise IntegrityError(
-            f"{sid}: journal resumes at seq {rest.column('ingest_seq')[0].as_py()}, "
-            f"expected {sealed_to + 1}"
-        )
-    return rest
+        seg_seqs = seg.column("ingest_seq").combine_chunks()
+        seg_hashes = seg.column("payload_sha256").combine_chunks()
+        base = last.seq_from
+        dense = seg_seqs.equals(pa.arange(base, base + len(seg_seqs)))
+        for batch in journal.batches(upto=sealed_to):
+            seqs = batch.column("ingest_seq")
+            hashes = batch.column("payload_sha256")
+            at = seqs[0].as_py() - base
+            if not (
+                dense
+                and 0 <= at <= len(seg_hashes) - len(seqs)
+                and seg_hashes.slice(at, len(seqs)).equals(hashes)
+            ):
+                sealed = dict(zip(seg_seqs.to_pylist(), seg_hashes.to_pylist(), strict=True))
+                for seq, h in zip(seqs.to_pylist(), hashes.to_pylist(), strict=True):
+                    if sealed.get(seq) != h:
+                        raise IntegrityError(
+                            f"{sid}: journal seq {seq} differs from its sealed copy"
+                        )
+    resume = max(journal.first_seq, sealed_to + 1)
+    if journal.last_seq > sealed_to and resume != sealed_to + 1:
+        raise IntegrityError(f"{sid}: journal resumes at seq {resume}, expected {sealed_to + 1}")
 
 
 def _keep_evidence(log: RawLog, sid: StreamId, what: str, data: bytes) -> None:

@@ -1,19 +1,25 @@
 """The Arrow schema of the raw log and sealed Parquet segments.
 
 A segment holds one stream's events for one contiguous ingest_seq range. It is written
-once (temp file, fsync, read-only, link to its final name) and never rewritten.
+once (temp file, fsync, read-only, link to its final name) and never rewritten. It is
+encoded as a stream of record batches, one row group in memory at a time, so sealing a
+segment costs memory in proportion to a row group, not to the segment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from buff_dataplane.core.errors import ImmutabilityError, StorageError
-from buff_dataplane.storage.layout import write_file_atomic
+from buff_dataplane.core.errors import ImmutabilityError, IntegrityError, StorageError
+from buff_dataplane.storage.layout import atomic_file, write_all, write_file_atomic
 
 RAW_SCHEMA = pa.schema(
     [
@@ -43,23 +49,191 @@ _DELTA_COLUMNS = {
 ROW_GROUP_ROWS = 131_072
 
 
-def encode_segment(table: pa.Table, *, zstd_level: int) -> bytes:
-    """Parquet bytes of ``table`` with the project's pinned writer options."""
-    if not table.schema.equals(RAW_SCHEMA, check_metadata=False):
-        raise StorageError("segment table does not have the raw_event v1 schema")
-    sink = pa.BufferOutputStream()
-    pq.write_table(
-        table.replace_schema_metadata(RAW_SCHEMA.metadata),
-        sink,
-        compression="zstd",
-        compression_level=zstd_level,
-        use_dictionary=_DICTIONARY_COLUMNS,
-        column_encoding=_DELTA_COLUMNS,
-        row_group_size=ROW_GROUP_ROWS,
-        write_statistics=True,
-        store_schema=True,
+# The pinned writer options. Changing any of them changes segment bytes (file_sha256).
+WRITER_OPTIONS: dict[str, object] = {
+    "compression": "zstd",
+    "use_dictionary": _DICTIONARY_COLUMNS,
+    "column_encoding": _DELTA_COLUMNS,
+    "write_statistics": True,
+    "store_schema": True,
+}
+
+
+@dataclass
+class SegmentStats:
+    """The manifest statistics of a run of raw rows, accumulated batch by batch.
+
+    Holds a few integers and a running SHA-256, never the rows: a writer keeps one for
+    its committed, unsealed events, and sealing recomputes one from what it encodes.
+    ``add`` refuses rows whose ingest_seq does not continue densely.
+    """
+
+    rows: int = 0
+    seq_from: int | None = None
+    seq_to: int | None = None
+    ts_exchange_min: int | None = None
+    ts_exchange_max: int | None = None
+    ts_ingest_min: int | None = None
+    ts_ingest_max: int | None = None
+    payload_bytes: int = 0
+    _hashes: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False, compare=False)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        n = batch.num_rows
+        if n == 0:
+            return
+        seqs = batch.column("ingest_seq")
+        first = seqs[0].as_py()
+        if self.seq_to is not None and first != self.seq_to + 1:
+            raise IntegrityError(f"rows resume at seq {first}, expected {self.seq_to + 1}")
+        if not seqs.equals(pa.arange(first, first + n)):
+            raise IntegrityError(f"ingest_seq is not dense in rows from seq {first}")
+        self._hashes.update(hashes_view(batch.column("payload_sha256")))
+        if self.seq_from is None:
+            self.seq_from = first
+        self.seq_to = first + n - 1
+        self.rows += n
+        ex = pc.min_max(batch.column("event_ts_exchange_ms"))
+        ing = pc.min_max(batch.column("event_ts_ingest_ms"))
+        self.ts_exchange_min = _min(self.ts_exchange_min, ex["min"].as_py())
+        self.ts_exchange_max = _max(self.ts_exchange_max, ex["max"].as_py())
+        self.ts_ingest_min = _min(self.ts_ingest_min, ing["min"].as_py())
+        self.ts_ingest_max = _max(self.ts_ingest_max, ing["max"].as_py())
+        self.payload_bytes += int(pc.sum(pc.binary_length(batch.column("payload_raw"))).as_py())
+
+    @property
+    def payload_digest(self) -> str:
+        """SHA-256 over the concatenated payload hashes so far (see :func:`hashes_digest`)."""
+        return self._hashes.hexdigest()
+
+    def summary(self) -> dict[str, object]:
+        """Every manifest field these stats determine."""
+        return {
+            "rows": self.rows,
+            "seq_from": self.seq_from,
+            "seq_to": self.seq_to,
+            "ts_exchange_min": self.ts_exchange_min,
+            "ts_exchange_max": self.ts_exchange_max,
+            "ts_ingest_min": self.ts_ingest_min,
+            "ts_ingest_max": self.ts_ingest_max,
+            "payload_bytes": self.payload_bytes,
+            "payload_digest": self.payload_digest,
+        }
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+class _HashingSink:
+    """A write-only file object over ``fd`` that hashes what it writes (for ParquetWriter)."""
+
+    closed = False
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        write_all(self._fd, data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True  # the fd belongs to atomic_file
+
+
+def _row_groups(
+    batches: Iterable[pa.RecordBatch], stats: SegmentStats
+) -> Iterator[list[pa.RecordBatch]]:
+    """Cut the stream into row groups of ROW_GROUP_ROWS, keeping the batch boundaries.
+
+    This is exactly how ``pq.write_table`` slices one table made of these batches, so the
+    Parquet bytes equal those of encoding the whole table at once.
+    """
+    group: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        if not batch.schema.equals(RAW_SCHEMA, check_metadata=False):
+            raise StorageError("segment rows do not have the raw_event v1 schema")
+        stats.add(batch)
+        while batch.num_rows:
+            take = min(ROW_GROUP_ROWS - rows, batch.num_rows)
+            group.append(batch.slice(0, take))
+            rows += take
+            batch = batch.slice(take)
+            if rows == ROW_GROUP_ROWS:
+                yield group
+                group, rows = [], 0
+    if group:
+        yield group
+
+
+@dataclass(frozen=True)
+class WrittenSegment:
+    file_sha256: str
+    file_bytes: int
+    stats: SegmentStats
+
+
+def write_segment_batches(
+    path: Path,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    zstd_level: int,
+    fsync: bool,
+    check: Callable[[SegmentStats], None] | None = None,
+) -> WrittenSegment:
+    """Encode ``batches`` as a Parquet segment and publish it read-only at ``path``.
+
+    Streams: one row group is in memory at a time, and the stats, the file's SHA-256
+    and size are computed on the way. ``check`` sees the final stats before the file is
+    published; if it (or anything else) raises, nothing is published. Never overwrites.
+    """
+    exists = ImmutabilityError(
+        f"segment {path} already exists; sealed segments are never rewritten"
     )
-    return bytes(sink.getvalue().to_pybytes())
+    if path.exists():
+        raise exists
+    stats = SegmentStats()
+    try:
+        with atomic_file(path, fsync=fsync, read_only=True) as fd:
+            sink = _HashingSink(fd)
+            writer = pq.ParquetWriter(
+                sink, RAW_SCHEMA, compression_level=zstd_level, **WRITER_OPTIONS
+            )
+            try:
+                for group in _row_groups(batches, stats):
+                    table = pa.Table.from_batches(group, schema=RAW_SCHEMA)
+                    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                    del table, group  # else they live on while the next group is read
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    writer.close()  # the temp file is removed; keep the first error
+                raise
+            writer.close()
+            if not stats.rows:
+                raise StorageError(f"segment {path}: no rows to seal")
+            if check is not None:
+                check(stats)
+    except FileExistsError as exc:
+        raise exists from exc
+    return WrittenSegment(sink.sha256.hexdigest(), sink.size, stats)
 
 
 def write_segment(path: Path, data: bytes, *, fsync: bool) -> str:
@@ -87,17 +261,25 @@ def read_segment(path: Path, columns: list[str] | None = None) -> pa.Table:
 def hashes_digest(hashes: pa.Array | pa.ChunkedArray) -> str:
     """payload_digest: SHA-256 over the concatenated 32-byte hashes, in row order.
 
-    Hashes the column's contiguous buffer instead of looping over rows.
+    Hashes each chunk's contiguous buffer instead of looping over rows; since it is a
+    hash of a concatenation, :class:`SegmentStats` computes it incrementally.
     """
-    if isinstance(hashes, pa.ChunkedArray):
-        hashes = hashes.combine_chunks()
+    h = hashlib.sha256()
+    chunks = hashes.chunks if isinstance(hashes, pa.ChunkedArray) else [hashes]
+    for chunk in chunks:
+        h.update(hashes_view(chunk))
+    return h.hexdigest()
+
+
+def hashes_view(hashes: pa.Array) -> memoryview:
+    """The contiguous 32-byte values of a fixed_size_binary(32) array, without copying."""
     if hashes.null_count:
         raise StorageError("payload_sha256 holds nulls")
     buf = hashes.buffers()[1]
     if buf is None:  # an empty column
-        return hashlib.sha256(b"").hexdigest()
+        return memoryview(b"")
     start = hashes.offset * 32
-    return hashlib.sha256(memoryview(buf)[start : start + 32 * len(hashes)]).hexdigest()
+    return memoryview(buf)[start : start + 32 * len(hashes)]
 
 
 def file_sha256(path: Path) -> str:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from buff_dataplane.core.errors import BuffError, ValidationError
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout
-from buff_dataplane.storage.journal import read_journal
+from buff_dataplane.storage.journal import JournalReader
 from buff_dataplane.storage.manifest import ManifestEntry, read_manifest
 from buff_dataplane.storage.segment import RAW_SCHEMA, file_sha256, hashes_digest
 
@@ -275,17 +275,20 @@ def _verify_journal(
 ) -> None:
     if not path.exists():
         return
+    reader = JournalReader(path)
+    first: int | None = None
     try:
-        contents = read_journal(path)
+        for batch in reader:  # frame by frame: a journal can be as large as a segment
+            if first is None and batch.num_rows:
+                first = batch.column("ingest_seq")[0].as_py()
     except BuffError as exc:
         report.faults.append(Fault(str(path), "journal_corrupt", str(exc)))
         return
-    rows = sum(b.num_rows for b in contents.batches)
+    rows = reader.rows
     report.unsealed_events += rows
-    if contents.stream_id not in (None, str(sid)):
-        report.faults.append(Fault(str(path), "journal_corrupt", f"names {contents.stream_id}"))
-    if contents.batches:
-        first = contents.batches[0].column("ingest_seq")[0].as_py()
+    if reader.stream_id not in (None, str(sid)):
+        report.faults.append(Fault(str(path), "journal_corrupt", f"names {reader.stream_id}"))
+    if first is not None:
         sealed_to = entries[-1].seq_to if entries else 0
         if first > sealed_to + 1:
             report.faults.append(
@@ -296,6 +299,6 @@ def _verify_journal(
                 )
             )
     note = f"{sid}: {rows} committed events not yet sealed (journal)"
-    if contents.torn_bytes:
-        note += f", torn tail of {contents.torn_bytes} bytes ({contents.torn_reason})"
+    if reader.torn_bytes:
+        note += f", torn tail of {reader.torn_bytes} bytes ({reader.torn_reason})"
     report.notes.append(note)
