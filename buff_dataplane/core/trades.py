@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 
 import msgspec
+
+from buff_dataplane.core.decimals import canonical_decimal
 
 TAKER_SIDES: tuple[str, ...] = ("buy", "sell")
 
@@ -41,3 +44,24 @@ def content_key(trade: Trade) -> tuple[object, ...]:
         trade.first_trade_id,
         trade.last_trade_id,
     )
+
+
+def content_digest(trade: Trade) -> int:
+    """A 64-bit digest of :func:`content_key`, decimals in canonical text.
+
+    What a capture keeps per recent trade id (a small int, not the parsed fields) to tell
+    an exact duplicate from a conflict; ``"1.50"`` and ``"1.5"`` digest alike.
+    """
+    first = "" if trade.first_trade_id is None else str(trade.first_trade_id)
+    last = "" if trade.last_trade_id is None else str(trade.last_trade_id)
+    text = "|".join(
+        (
+            canonical_decimal(trade.price),
+            canonical_decimal(trade.size),
+            trade.taker_side,
+            str(trade.ts_ms),
+            first,
+            last,
+        )
+    )
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")

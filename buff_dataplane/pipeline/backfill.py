@@ -37,7 +37,7 @@ from buff_dataplane.core.config import _Config
 from buff_dataplane.core.errors import FeedError, PayloadRejected, ValidationError
 from buff_dataplane.core.gaps import Gap, new_gap
 from buff_dataplane.core.ids import StreamId, validate_symbol
-from buff_dataplane.core.trades import Trade, content_key
+from buff_dataplane.core.trades import Trade, content_digest
 from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.pipeline.log_facts import CONTIGUOUS_IDS, scan_gaps, trade_index
 from buff_dataplane.storage.gap_ledger import GapLedger
@@ -109,7 +109,7 @@ class FillOutcome:
     requests: int = 0
 
 
-Known = Callable[[StreamId, int], tuple[object, ...] | None]
+Known = Callable[[StreamId, int], int | None]  # trade id -> content digest, if held
 
 
 class Backfiller:
@@ -260,7 +260,7 @@ class Backfiller:
         sid = StreamId.parse(gap.stream_id)
         venue_symbol = self.parser.to_venue(sid.symbol)
         writer = self.log.writer(sid)
-        index: dict[int, tuple[object, ...]] = {}
+        index: dict[int, int] = {}
         indexed: tuple[int, int] | None = None
         async for page in self._pages(gap, venue_symbol, out):
             lo, hi = min(page.ts_ms), max(page.ts_ms)
@@ -274,13 +274,13 @@ class Backfiller:
             new: list[Trade] = []
             for item in page.items:
                 trade = self._trade(item, page.request)
-                key = content_key(trade)
+                key = content_digest(trade)
                 have = index.get(trade.trade_id)
                 if have is None and self._known is not None:
                     have = self._known(sid, trade.trade_id)
                 if have is not None:
                     if have != key:
-                        out.conflicts.append(self._conflict(sid, gap, trade, item, have, key))
+                        out.conflicts.append(self._conflict(sid, trade, item))
                     elif self._wanted(gap, trade.trade_id, trade.ts_ms):
                         out.duplicates += 1
                     continue
@@ -313,17 +313,12 @@ class Backfiller:
             raise _Unfillable(f"item of {request} is not a trade")
         return trade
 
-    def _conflict(
-        self,
-        sid: StreamId,
-        gap: Gap,
-        trade: Trade,
-        item: bytes,
-        have: tuple[object, ...],
-        key: tuple[object, ...],
-    ) -> Gap:
+    def _conflict(self, sid: StreamId, trade: Trade, item: bytes) -> Gap:
         now = self.now_ms()
-        detail = f"trade id {trade.trade_id}: log has {_show(have)}, REST has {_show(key)}"
+        detail = (
+            f"trade id {trade.trade_id}: the log holds other content than REST's "
+            f"{trade.taker_side} {trade.size}@{trade.price} T={trade.ts_ms}"
+        )
         self.log.quarantine.add(
             venue=self.venue,
             payload=item,
@@ -345,11 +340,6 @@ class Backfiller:
         row = msgspec.structs.replace(row, status="UNRESOLVED", reason=f"conflict: {detail}")
         self.ledger.add_found([row])
         return row
-
-
-def _show(key: tuple[object, ...]) -> str:
-    price, size, side, ts, first, last = key
-    return f"{side} {size}@{price} T={ts} ids={first}..{last}"
 
 
 def open_gaps(ledger: GapLedger, streams: Mapping[str, object] | None = None) -> list[Gap]:

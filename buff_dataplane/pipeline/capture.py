@@ -33,7 +33,7 @@ from buff_dataplane.core.config import _Config
 from buff_dataplane.core.errors import FeedError, PayloadRejected, ValidationError
 from buff_dataplane.core.gaps import Gap, new_gap
 from buff_dataplane.core.ids import StreamId, validate_symbol
-from buff_dataplane.core.trades import content_key
+from buff_dataplane.core.trades import content_digest
 from buff_dataplane.feeds.binance_usdm import ws as binance_ws
 from buff_dataplane.feeds.connection import ConnectionManager, Socket, websockets_connect
 from buff_dataplane.feeds.registry import parser_for
@@ -51,7 +51,7 @@ class CaptureConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=Tr
         "silence_timeout_s": (1, 3_600),
         "queue_size": (10, 5_000_000),
         "dedup_ttl_s": (1, 86_400),
-        "dedup_entries": (1_000, 50_000_000),  # each entry ~100 bytes
+        "dedup_entries": (1_000, 50_000_000),  # per trade stream
         "status_interval_ms": (100, 60_000),
         "rotate_after_s": (5, 86_400),
         "stale_after_s": (1, 86_400),
@@ -61,8 +61,9 @@ class CaptureConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 
     silence_timeout_s: int = 30
     queue_size: int = 100_000
-    # A resend burst or a rotation overlap is seconds long; 200k trades for 5 min covers
-    # it. The 30 min soak with 2M entries of full trade tuples held 2.2 GB of RSS.
+    # Per trade stream. A resend burst or a rotation overlap is seconds long; 200k trades
+    # for 5 min covers it. Entries are (id, 64-bit digest): 200k parsed trade tuples held
+    # about 165 MB, which alone took half the soak's 300 MB budget.
     dedup_ttl_s: int = 300
     dedup_entries: int = 200_000
     status_interval_ms: int = 2_000
@@ -148,9 +149,8 @@ class Capture:
         )
         self.stats = CaptureStats()
         self.health: dict[str, StreamHealth] = {}
-        self._seen: TTLCache[tuple[str, int], tuple[object, ...]] = TTLCache(
-            maxsize=self.config.dedup_entries, ttl=self.config.dedup_ttl_s, timer=time.monotonic
-        )
+        # Per trade stream: trade id -> 64-bit content digest, for a TTL.
+        self._seen: dict[str, TTLCache[int, int]] = {}
         self.managers: list[ConnectionManager] = []
         self._overflowing = False
         self._stop = asyncio.Event()
@@ -274,7 +274,7 @@ class Capture:
             sid = StreamId(self.venue, parsed.channel, parsed.symbol)
             trade = parsed.trade
             if trade is not None:
-                if self._duplicate(sid, trade.trade_id, content_key(trade)):
+                if self._duplicate(sid, trade.trade_id, content_digest(trade)):
                     return None
                 self._track(str(sid), trade.trade_id, trade.ts_ms)
         except PayloadRejected as exc:
@@ -290,11 +290,21 @@ class Capture:
             return None
         return sid, parsed.event_ts_exchange_ms
 
-    def _duplicate(self, sid: StreamId, trade_id: int, content: tuple[object, ...]) -> bool:
-        key = (str(sid), trade_id)
-        seen = self._seen.get(key)
+    def _recent(self, sid: str) -> TTLCache[int, int]:
+        cache = self._seen.get(sid)
+        if cache is None:
+            cache = self._seen[sid] = TTLCache(
+                maxsize=self.config.dedup_entries,
+                ttl=self.config.dedup_ttl_s,
+                timer=time.monotonic,
+            )
+        return cache
+
+    def _duplicate(self, sid: StreamId, trade_id: int, content: int) -> bool:
+        recent = self._recent(str(sid))
+        seen = recent.get(trade_id)
         if seen is None:
-            self._seen[key] = content
+            recent[trade_id] = content
             return False
         health = self.health.setdefault(str(sid), StreamHealth())
         if seen == content:
@@ -334,7 +344,8 @@ class Capture:
 
     def _still_missing(self, gap: Gap) -> bool:
         assert gap.id_from is not None and gap.id_to is not None
-        return any((gap.stream_id, i) not in self._seen for i in range(gap.id_from, gap.id_to + 1))
+        recent = self._recent(gap.stream_id)
+        return any(i not in recent for i in range(gap.id_from, gap.id_to + 1))
 
     async def _gap_worker(self) -> None:
         """Record each jump that outlives its grace period, and back-fill it if it can."""
@@ -346,7 +357,7 @@ class Capture:
                 self.ledger,
                 now_ms=self.clock,
                 config=self.config.backfill,
-                known=lambda sid, tid: self._seen.get((str(sid), tid)),
+                known=lambda sid, tid: self._recent(str(sid)).get(tid),
                 on_append=self._backfilled,
             )
         while True:
@@ -370,7 +381,7 @@ class Capture:
                 self.flagged.add(c.stream_id)
 
     def _backfilled(self, sid: StreamId, trade: Any) -> None:
-        self._seen[(str(sid), trade.trade_id)] = content_key(trade)
+        self._recent(str(sid))[trade.trade_id] = content_digest(trade)
         health = self.health.setdefault(str(sid), StreamHealth())
         health.backfilled += 1
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from buff_dataplane.core.gaps import ControlFact, Gap, detect
 from buff_dataplane.core.ids import StreamId
-from buff_dataplane.core.trades import Trade, content_key
+from buff_dataplane.core.trades import Trade, content_digest
 from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.storage.log import RawLog
 from buff_dataplane.storage.reader import scan
@@ -40,13 +40,11 @@ def trades(
                 yield seq, trade
 
 
-def trade_index(
-    log: RawLog, sid: StreamId, ts_from: int, ts_to: int
-) -> dict[int, tuple[object, ...]]:
-    """Trade id -> content key of the first version of each trade in [from, to]."""
-    out: dict[int, tuple[object, ...]] = {}
+def trade_index(log: RawLog, sid: StreamId, ts_from: int, ts_to: int) -> dict[int, int]:
+    """Trade id -> content digest of the first version of each trade in [from, to]."""
+    out: dict[int, int] = {}
     for _, trade in trades(log, sid, ts_from=ts_from, ts_to=ts_to + 1):
-        out.setdefault(trade.trade_id, content_key(trade))
+        out.setdefault(trade.trade_id, content_digest(trade))
     return out
 
 
