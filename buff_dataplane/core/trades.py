@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 
 import msgspec
-
-from buff_dataplane.core.decimals import canonical_decimal
 
 TAKER_SIDES: tuple[str, ...] = ("buy", "sell")
 
@@ -47,21 +44,12 @@ def content_key(trade: Trade) -> tuple[object, ...]:
 
 
 def content_digest(trade: Trade) -> int:
-    """A 64-bit digest of :func:`content_key`, decimals in canonical text.
+    """A 64-bit digest of :func:`content_key`, for this process only.
 
     What a capture keeps per recent trade id (a small int, not the parsed fields) to tell
-    an exact duplicate from a conflict; ``"1.50"`` and ``"1.5"`` digest alike.
+    an exact duplicate from a conflict. It is Python's tuple hash: decimals hash by value
+    (``"1.50"`` and ``"1.5"`` alike), strings by a per-process seed, so digests are never
+    stored or compared across processes. Two different contents share a digest with a
+    probability near 2**-61; the cost of one would be a conflict counted as a duplicate.
     """
-    first = "" if trade.first_trade_id is None else str(trade.first_trade_id)
-    last = "" if trade.last_trade_id is None else str(trade.last_trade_id)
-    text = "|".join(
-        (
-            canonical_decimal(trade.price),
-            canonical_decimal(trade.size),
-            trade.taker_side,
-            str(trade.ts_ms),
-            first,
-            last,
-        )
-    )
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+    return hash(content_key(trade))

@@ -62,7 +62,7 @@ class CaptureConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     silence_timeout_s: int = 30
     queue_size: int = 100_000
     # Per trade stream. A resend burst or a rotation overlap is seconds long; 200k trades
-    # for 5 min covers it. Entries are (id, 64-bit digest): 200k parsed trade tuples held
+    # for 5 min covers it. Entries are (id, 64-bit content hash): 200k parsed trade tuples held
     # about 165 MB, which alone took half the soak's 300 MB budget.
     dedup_ttl_s: int = 300
     dedup_entries: int = 200_000
