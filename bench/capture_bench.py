@@ -89,6 +89,44 @@ def throughput(seconds: float = 15.0, rate: float = 50_000.0) -> dict[str, objec
     }
 
 
+def writer_stage(frames: int = 200_000) -> dict[str, object]:
+    """The capture's writer alone (parse, de-duplicate, gap tracking, append_batch) on
+    in-memory frames: an upper bound for the whole capture, before any socket cost."""
+    import asyncio
+
+    from bench.common import agg_trade_payloads
+    from buff_dataplane.core.config import LogConfig
+    from buff_dataplane.pipeline.capture import Capture
+    from buff_dataplane.storage.log import open_log
+
+    data = WORK / "capture-writer"
+    shutil.rmtree(data, ignore_errors=True)
+    payloads = agg_trade_payloads(frames)
+
+    async def run() -> float:
+        with open_log(data, LogConfig(fsync=False)) as log:
+            capture = Capture(
+                log,
+                venue="binance-usdm",
+                symbols=["BTC-USDT-PERP"],
+                channels=["trade"],
+                endpoint="ws://127.0.0.1:9",
+            )
+            batch = [(0, 1, p, 1_723_161_256_000) for p in payloads]
+            started = time.perf_counter()
+            for i in range(0, len(batch), 10_000):
+                capture._write_batch(batch[i : i + 10_000])
+            return time.perf_counter() - started
+
+    seconds = asyncio.run(run())
+    return {
+        "frames": frames,
+        "seconds": round(seconds, 2),
+        "frames_per_s": round(frames / seconds),
+        "us_per_frame": round(seconds / frames * 1e6, 1),
+    }
+
+
 def soak(minutes: float = 30.0, rate: float = 5_000.0) -> dict[str, object]:
     data = WORK / "capture-soak"
     shutil.rmtree(data, ignore_errors=True)
@@ -122,7 +160,7 @@ def soak(minutes: float = 30.0, rate: float = 5_000.0) -> dict[str, object]:
 
 
 def main() -> None:
-    result: dict[str, object] = {"throughput": throughput()}
+    result: dict[str, object] = {"throughput": throughput(), "writer_stage": writer_stage()}
     if "--soak" in sys.argv:
         result["soak"] = soak()
     path = write_result("capture", result)
