@@ -9,10 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from buff_dataplane.core.errors import StorageError
 from buff_dataplane.core.gaps import ControlFact, Gap, detect
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.core.trades import Trade, content_digest
 from buff_dataplane.feeds.registry import parser_for
+from buff_dataplane.storage import layout
 from buff_dataplane.storage.log import RawLog
 from buff_dataplane.storage.reader import scan
 
@@ -58,32 +63,35 @@ def id_times(log: RawLog, sid: StreamId) -> tuple[list[int], list[int]]:
 
 
 def last_trade(log: RawLog, sid: StreamId) -> tuple[int, int] | None:
-    """(id, exchange time) of the highest trade id in the newest segments holding one.
+    """(id, exchange time) of the highest trade id at the end of the stream.
 
-    Reads segments newest first and stops at the first that holds a WebSocket trade:
-    back-filled rows appended later carry older ids.
+    Reads row groups newest first and stops after the first that holds a WebSocket
+    trade: back-filled rows appended later carry older ids. So a capture restarting on a
+    long stream reads one row group, not the stream.
     """
     parser = parser_for(sid.venue)
     best: tuple[int, int] | None = None
     for entry in reversed(log.manifest(sid)):
-        saw_ws = False
-        for batch in scan(
-            log,
-            [sid],
-            seq_from=entry.seq_from,
-            seq_to=entry.seq_to,
-            columns=["payload_raw", "source"],
-        ):
-            payloads = batch.column("payload_raw").to_pylist()
-            for payload, source in zip(payloads, batch.column("source").to_pylist(), strict=True):
-                trade = parser.parse(payload).trade
-                if trade is None:
-                    continue
-                saw_ws = saw_ws or source == "ws"
-                if best is None or trade.trade_id > best[0]:
-                    best = (trade.trade_id, trade.ts_ms)
-        if saw_ws:
-            break
+        path = layout.stream_dir(log.root, sid) / layout.SEGMENTS / entry.segment
+        try:
+            pf = pq.ParquetFile(path)
+            groups = range(pf.num_row_groups - 1, -1, -1)
+            for g in groups:
+                table = pf.read_row_group(g, columns=["payload_raw", "source"])
+                saw_ws = False
+                payloads = table.column("payload_raw").to_pylist()
+                sources = table.column("source").to_pylist()
+                for payload, source in zip(payloads, sources, strict=True):
+                    trade = parser.parse(payload).trade
+                    if trade is None:
+                        continue
+                    saw_ws = saw_ws or source == "ws"
+                    if best is None or trade.trade_id > best[0]:
+                        best = (trade.trade_id, trade.ts_ms)
+                if saw_ws:
+                    return best
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot read segment {path}: {exc}") from exc
     return best
 
 
