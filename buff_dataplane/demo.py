@@ -32,9 +32,9 @@ from buff_dataplane.storage.log import open_log
 
 DEMO_DIR = Path("demo-data")
 CAPTURE_S = 30.0
-# Drop the socket after 1500 trades and re-send 200 after the reconnect; skip 40 trades
-# on the socket after 2500 (REST still has them).
-FAULTS = "close:1006@1500,resend:200,drop:40@2500"
+# Skip 40 trades on the socket after the 800th (REST still has them); drop the socket
+# after 1500 trades and re-send 200 after the reconnect.
+FAULTS = "close:1006@1500,resend:200,drop:40@800"
 
 
 async def _capture(data: Path, sim: ExchangeSim) -> tuple[CaptureStats, dict[str, int]]:
