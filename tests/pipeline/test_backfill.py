@@ -230,29 +230,26 @@ def test_backfill_bad_input_is_refused_and_appends_nothing(tmp_path, capsys):
     data, _ = _captured_with_open_gap(tmp_path)
     before = (_log_state(data), GapLedger(data).history())
 
-    async def serve_html(reader, writer):
-        await reader.readuntil(b"\r\n\r\n")
-        body = b"<html><body>not an API</body></html>"
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
-            + str(len(body)).encode()
-            + b"\r\nConnection: close\r\n\r\n"
-            + body
-        )
-        await writer.drain()
-        writer.close()
+    def answering(content_type: bytes, body: bytes):
+        """A real HTTP server on loopback that is not the venue's API."""
 
-    async def shape_json(reader, writer):
-        await reader.readuntil(b"\r\n\r\n")
-        body = b'{"hello":"world"}'
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode()
-            + b"\r\nConnection: close\r\n\r\n"
-            + body
-        )
-        await writer.drain()
-        writer.close()
+        async def handle(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: "
+                + content_type
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n"
+                + body
+            )
+            await writer.drain()
+            writer.close()
+
+        return handle
+
+    serve_html = answering(b"text/html", b"<html><body>not an API</body></html>")
+    shape_json = answering(b"application/json", b'{"hello":"world"}')
 
     def run_against(handler, *extra):
         async def go():
