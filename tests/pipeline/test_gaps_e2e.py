@@ -52,8 +52,8 @@ def _capture(data, sim, seconds=None):
 def test_faults_and_a_kill_end_backfilled_and_crosscheck_agrees(tmp_path, capsys):
     data = tmp_path / "d"
     wall = time.time_ns() // 1_000_000
-    boundary = (wall + 30_000) // 60_000 * 60_000 + 60_000  # >= 30 s of wall time ahead
-    offset = boundary - 22_000 - wall  # exchange time now: 22 s before the boundary
+    boundary = (wall + 35_000) // 60_000 * 60_000 + 60_000  # >= 35 s of wall time ahead
+    offset = boundary - 28_000 - wall  # exchange time now: 28 s before the boundary
     clock = lambda: time.time_ns() // 1_000_000 + offset  # noqa: E731
     start = clock() - 130_000  # the tape has two minutes of history
     config = SimConfig(
@@ -61,8 +61,9 @@ def test_faults_and_a_kill_end_backfilled_and_crosscheck_agrees(tmp_path, capsys
         duration_s=600,
         start_ms=start,
         # First connection: closed (1006) after 60 trades. Second: killed with the
-        # capture. Third: 20 trades dropped after 150, silent after 240 (half-open).
-        faults="close:1006@60,drop:20@150,silence@240",
+        # capture after about 2.5 s (~150 trades). Third: 20 trades dropped after 300,
+        # silent after 400 (half-open). The counts keep each fault on its connection.
+        faults="close:1006@60,drop:20@300,silence@400",
     )
     with SimThread(config, clock) as sim:
         first = _capture(data, sim)
@@ -70,7 +71,7 @@ def test_faults_and_a_kill_end_backfilled_and_crosscheck_agrees(tmp_path, capsys
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         time.sleep(0.5)
-        second = _capture(data, sim, seconds=11)
+        second = _capture(data, sim, seconds=13)
         out, errs = second.communicate(timeout=60)
         assert second.returncode == 0, errs
         assert json.loads(out)["reconnects"] >= 1  # the silent socket was replaced
