@@ -3,7 +3,8 @@
 For every case of golden.make: the committed captures must equal what the generator makes
 now; the raw log built from them must verify clean; each stream's event count, seq range,
 exchange-time range and payload digest must equal golden/digests.json; bars of every
-golden timeframe are built (then rebuilt applying late data), every revision's content
+golden timeframe are built (then rebuilt applying late data, then with the case's gap
+ledger facts: an unresolved window, a conflict), every revision's content
 digest must equal golden/digests.json, and replay --verify must pass on every revision
 with both engines. An entry
 in digests.json with no case, or a case with no entry, fails the check. Only
@@ -24,9 +25,18 @@ from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.pipeline.canonicalize import canonicalize
 from buff_dataplane.pipeline.importer import import_file
 from buff_dataplane.pipeline.replay import replay
+from buff_dataplane.storage.gap_ledger import GapLedger
 from buff_dataplane.storage.log import open_log
 from buff_dataplane.storage.verify import verify_log
-from golden.make import BACKFILLS, CASES, backfill_path, capture_path, render, render_backfill
+from golden.make import (
+    BACKFILLS,
+    CASES,
+    LEDGERS,
+    backfill_path,
+    capture_path,
+    render,
+    render_backfill,
+)
 
 DIGESTS = Path(__file__).resolve().parent / "digests.json"
 
@@ -71,6 +81,9 @@ def _digests_of(name: str) -> dict[str, object]:
             append_backfill(name, data)
             bars.update(_build_bars(data, CASES[name][0], {}))
         bars.update(_build_bars(data, CASES[name][0], {"apply_late": True}))
+        if name in LEDGERS:  # facts the repair could not settle: a stage of their own
+            GapLedger(data).record(LEDGERS[name]())
+            bars.update(_build_bars(data, CASES[name][0], {}))
         _replay_all(data)
         report = verify_log(data)
         if not report.ok:

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
+
+from buff_dataplane.core.gaps import Gap, new_gap
 from buff_dataplane.sim.binance_usdm import agg_trade_message, rest_agg_trade_item
 from buff_dataplane.sim.tape import TapeSpec, generate
 
@@ -89,6 +92,45 @@ CASES: dict[str, tuple[str, Callable[[], list[tuple[int, bytes]]]]] = {
 # Back-filled events appended after a case's capture: case -> (symbol, lines).
 BACKFILLS: dict[str, tuple[str, Callable[[], list[tuple[int, bytes]]]]] = {
     "usdm_backfill": ("BTC-USDT-PERP", _usdm_backfill_rest),
+}
+
+
+def _two_symbols_ledger() -> list[Gap]:
+    """Facts a back-fill could not repair: a window given up on ETH, a WS/REST conflict
+    on one BTC trade. Bars over them must be GAP_UNRESOLVED / CONFLICT."""
+    btc = generate(
+        TapeSpec(
+            "BTCUSDT", DAY - 3 * 60_000, 6 * 60_000, seed=11, rate_per_s=2.0, quiet_minutes=(1,)
+        )
+    )
+    given_up = new_gap(
+        "binance-usdm/trade/ETH-USDT-PERP",
+        "downtime",
+        id_from=None,
+        id_to=None,
+        ts_from_ms=DAY + 65_000,
+        ts_to_ms=DAY + 80_000,
+        detected_at_ms=DAY + 300_000,
+    )
+    t = btc[40]
+    conflict = new_gap(
+        "binance-usdm/trade/BTC-USDT-PERP",
+        "conflict",
+        id_from=t.agg_id,
+        id_to=t.agg_id,
+        ts_from_ms=t.ts_ms,
+        ts_to_ms=t.ts_ms,
+        detected_at_ms=DAY + 300_000,
+    )
+    return [
+        msgspec.structs.replace(given_up, status="UNRESOLVED", reason="golden: attempts spent"),
+        msgspec.structs.replace(conflict, status="UNRESOLVED", reason="golden: ws/rest differ"),
+    ]
+
+
+# Gap ledger facts recorded after a case's other stages (a stage of their own).
+LEDGERS: dict[str, Callable[[], list[Gap]]] = {
+    "usdm_two_symbols_day_boundary": _two_symbols_ledger,
 }
 
 
