@@ -169,7 +169,10 @@ class Backfiller:
             attempts = gap.attempts + 1
             try:
                 await self._attempt(gap, out)
-            except _Unfillable as exc:
+            except (_Unfillable, ValidationError) as exc:
+                # The venue's history cannot fill it, or the venue refuses the request on
+                # its merits (a delisted symbol): no retry helps, and a running capture
+                # must go on recording.
                 out.gap = self._update(
                     gap,
                     status="UNRESOLVED",

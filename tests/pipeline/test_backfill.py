@@ -299,3 +299,38 @@ def test_backfill_bad_input_is_refused_and_appends_nothing(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert (_log_state(data), GapLedger(data).history()) == before
+
+
+def test_regression_a_venue_rejection_during_capture_leaves_the_gap_unresolved(tmp_path):
+    """A 400 from the venue inside a back-fill used to escape the gap worker and end the
+    capture; it now settles the gap UNRESOLVED and the capture records on."""
+
+    class Rejecting(BinanceUsdmRest):
+        async def agg_trades(self, venue_symbol, **kwargs):
+            from buff_dataplane.core.errors import ValidationError
+
+            raise ValidationError(f"binance-usdm rejects {venue_symbol}: -1121 Invalid symbol.")
+
+    async def go():
+        from buff_dataplane.core.config import LogConfig
+        from buff_dataplane.pipeline.capture import Capture
+
+        async with ExchangeSim(sim_config("drop:10@50")) as sim, httpx.AsyncClient() as client:
+            log = open_log(tmp_path / "d", LogConfig(fsync=False))
+            capture = Capture(
+                log,
+                venue="binance-usdm",
+                symbols=[SYMBOL],
+                channels=["trade"],
+                endpoint=sim.ws_url,
+                config=QUICK,
+                history=Rejecting(client, sim.rest_url, FAST),
+            )
+            stats = await capture.run(duration_s=2.0)
+            log.close()
+            return stats
+
+    stats = asyncio.run(asyncio.wait_for(go(), 60))
+    [gap] = GapLedger(tmp_path / "d").rows()
+    assert gap.status == "UNRESOLVED" and "-1121" in gap.reason
+    assert stats.messages > 400  # recorded on after the rejection
