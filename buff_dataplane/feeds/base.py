@@ -12,6 +12,9 @@ the parsers in this package:
 ``stream_symbol_mismatch`` a combined-stream wrapper names another symbol than its data
 ``stream_kind_mismatch``   a combined-stream wrapper names another stream than its data
 ``unsupported_instrument`` a symbol this product does not map (delivery contract, unknown quote)
+``other_product``          a valid symbol of another product of the venue (an OKX spot pair)
+``mixed_symbols``          one message names several instruments where one stream is expected
+``no_trade_id``            a trade message of a protocol that gives trades no id (Kraken v1)
 =========================  ===============================================================
 
 Times are integer UTC epoch milliseconds; prices and sizes are exact :class:`~decimal.Decimal`.
@@ -35,7 +38,14 @@ class Parsed(msgspec.Struct, frozen=True, kw_only=True):
     of :data:`buff_dataplane.core.ids.CHANNELS`. ``venue_symbol`` / ``symbol`` are None when
     the message names no instrument (acks, errors, a REST depth snapshot).
     ``event_ts_exchange_ms`` is None only when the message carries no time at all.
-    ``trade`` is set exactly when ``channel == "trade"``.
+
+    ``trades`` holds every trade of the message, in message order; it is non-empty exactly
+    when ``channel == "trade"``. Several venues batch trades (a Bybit ``publicTrade`` data
+    array, OKX ``trades``, Kraken v2 ``trade``), and the raw log keeps one event per
+    message, so one Parsed may carry many trades. For a trade message,
+    ``event_ts_exchange_ms`` is the earliest trade time of the batch (for one trade: its
+    time). ``trade`` is that one trade when the message holds exactly one, else None: it
+    predates ``trades`` and stays for single-trade consumers; new code reads ``trades``.
     """
 
     kind: str
@@ -44,6 +54,7 @@ class Parsed(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str | None
     event_ts_exchange_ms: int | None
     trade: Trade | None = None
+    trades: tuple[Trade, ...] = ()
 
 
 @runtime_checkable

@@ -376,6 +376,7 @@ class BinanceParser:
             symbol=symbol,
             event_ts_exchange_ms=ts,
             trade=trade,
+            trades=() if trade is None else (trade,),
         )
 
     def _classify(self, head: wire.Head) -> str:

@@ -134,3 +134,140 @@ class SymbolTable:
                 "it needs an override"
             )
         return venue_symbol
+
+
+_ASSET_RE: Final = re.compile(r"[A-Z0-9]{1,16}")
+
+
+class DelimitedSymbolTable:
+    """The instrument mapping of a venue that spells base and quote apart.
+
+    ``BTC-USD`` (Coinbase), ``XBT/USD`` and ``BTC/USD`` (Kraken), ``BTC-USDT-SWAP`` (OKX):
+    the venue symbol is ``BASE<sep>QUOTE``, followed by ``<sep><suffix>`` when ``suffix`` is
+    set (an OKX perpetual swap). ``aliases`` are legacy asset names read but never written
+    (Kraken v1's ``XBT`` -> ``BTC``): ``to_venue`` spells every asset canonically
+    (``BTC-USD`` -> ``BTC/USD``, the Kraken v2 name), so ``to_venue`` then ``to_canonical``
+    is the identity on keys, while ``XBT/USD`` and ``BTC/USD`` both read as ``BTC-USD``. The
+    quote must be one of ``quotes`` (either spelling). With a suffix the key is
+    ``BASE-QUOTE-PERP``; without, ``BASE-QUOTE``.
+
+    ``other_products`` names well-formed symbols of the venue's other products (OKX spot
+    pairs and dated futures on ``okx-swap``): they raise PayloadRejected ``other_product``,
+    a valid message this venue id does not cover. Anything else (another form, an unknown
+    quote, a key that would not pass :func:`validate_symbol`) raises PayloadRejected
+    ``unsupported_instrument``, with ``refusal`` saying which instruments the venue id covers.
+    """
+
+    __slots__ = (
+        "_aliases",
+        "_cache",
+        "_other_products",
+        "_quote_set",
+        "_quotes",
+        "_refusal",
+        "_separator",
+        "_suffix",
+        "venue",
+    )
+
+    def __init__(
+        self,
+        *,
+        venue: str,
+        separator: str,
+        quotes: Iterable[str],
+        aliases: Mapping[str, str] | None = None,
+        suffix: str | None = None,
+        refusal: str = "",
+        other_products: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.venue = validate_venue(venue)
+        if len(separator) != 1 or _ASSET_RE.fullmatch(separator):
+            raise ValidationError(f"{venue}: a separator is one character outside A-Z0-9")
+        self._separator = separator
+        self._suffix = suffix
+        self._quotes = tuple(quotes)
+        self._quote_set = frozenset(self._quotes)
+        self._aliases = dict(aliases or {})
+        if set(self._aliases) & set(self._aliases.values()):
+            raise ValidationError(f"{venue}: an asset alias names another alias")
+        for name in (*self._quotes, *self._aliases, *self._aliases.values()):
+            if not _ASSET_RE.fullmatch(name):
+                raise ValidationError(f"{venue}: asset {name!r} is not [A-Z0-9]{{1,16}}")
+        self._refusal = refusal
+        self._other_products = tuple((re.compile(rx), name) for rx, name in other_products)
+        self._cache: dict[str, str] = {}
+
+    @property
+    def quotes(self) -> tuple[str, ...]:
+        return self._quotes
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        return dict(self._aliases)
+
+    def to_canonical(self, venue_symbol: str) -> str:
+        if not isinstance(venue_symbol, str):
+            self._refuse(venue_symbol, "expected a symbol string")
+        key = self._cache.get(venue_symbol)
+        if key is None:
+            key = self._map(venue_symbol)
+            if len(self._cache) >= _CACHE_MAX:  # bounded: payloads can name any symbol
+                self._cache.clear()
+            self._cache[venue_symbol] = key
+        return key
+
+    def _form(self) -> str:
+        s = self._separator
+        return f"BASE{s}QUOTE{s}{self._suffix}" if self._suffix else f"BASE{s}QUOTE"
+
+    def _map(self, venue_symbol: str) -> str:
+        for pattern, product in self._other_products:
+            if pattern.fullmatch(venue_symbol):
+                tail = f"; {self._refusal}" if self._refusal else ""
+                raise PayloadRejected(
+                    "other_product", f"{_show(venue_symbol)} is {product}, not {self.venue}{tail}"
+                )
+        parts = venue_symbol.split(self._separator)
+        if self._suffix is not None:
+            if len(parts) != 3 or parts[2] != self._suffix:
+                self._refuse(venue_symbol, f"expected {self._form()}")
+            parts = parts[:2]
+        if len(parts) != 2 or not all(_ASSET_RE.fullmatch(p) for p in parts):
+            self._refuse(venue_symbol, f"expected {self._form()} with assets A-Z0-9")
+        base, quote = parts
+        if quote not in self._quote_set:
+            self._refuse(venue_symbol, f"{quote} is not a known quote ({', '.join(self._quotes)})")
+        base, quote = self._aliases.get(base, base), self._aliases.get(quote, quote)
+        key = f"{base}-{quote}-PERP" if self._suffix is not None else f"{base}-{quote}"
+        try:
+            return validate_symbol(key)
+        except ValidationError as exc:  # pragma: no cover - the asset regex admits only keys
+            raise PayloadRejected(
+                "unsupported_instrument", f"{venue_symbol} on {self.venue}: {exc}"
+            ) from exc
+
+    def _refuse(self, venue_symbol: object, why: str) -> NoReturn:
+        tail = f"; {self._refusal}" if self._refusal else ""
+        raise PayloadRejected(
+            "unsupported_instrument", f"{_show(venue_symbol)} on {self.venue}: {why}{tail}"
+        )
+
+    def to_venue(self, symbol: str) -> str:
+        validate_symbol(symbol)
+        parts = symbol.split("-")
+        want = 3 if self._suffix is not None else 2
+        if len(parts) != want:
+            form = "BASE-QUOTE-PERP" if self._suffix is not None else "BASE-QUOTE"
+            raise ValidationError(f"symbol {symbol!r} is not on {self.venue}: expected {form}")
+        names = parts[:2] if self._suffix is None else [*parts[:2], self._suffix]
+        venue_symbol = self._separator.join(names)
+        try:
+            back = self.to_canonical(venue_symbol)
+        except PayloadRejected as exc:
+            raise ValidationError(f"symbol {symbol!r} is not on {self.venue}: {exc}") from exc
+        if back != symbol:
+            raise ValidationError(
+                f"symbol {symbol!r}: {venue_symbol} reads back as {back} on {self.venue}"
+            )
+        return venue_symbol

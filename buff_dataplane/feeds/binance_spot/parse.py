@@ -8,7 +8,8 @@ A recorded ``btcusdt@trade`` message (nkaz001/hftbacktest, 2024-08-08)::
 parses to ``Parsed(kind="trade", channel="trade", venue_symbol="BTCUSDT", symbol="BTC-USDT",
 event_ts_exchange_ms=1723161255342, trade=Trade(trade_id=3735683259,
 price=Decimal("61837.63000000"), size=Decimal("0.02000000"), taker_side="sell",
-ts_ms=1723161255342, first_trade_id=None, last_trade_id=None))``.
+ts_ms=1723161255342, first_trade_id=None, last_trade_id=None), trades=(<that trade>,))``: a
+Binance message holds one trade, and ``trades`` holds it too.
 
 Spot's bookTicker has no ``e`` and no time (``event_ts_exchange_ms`` is None); spot has no
 markPriceUpdate (refused as ``unknown_message``).

@@ -8,7 +8,8 @@ A recorded ``btcusdt@trade`` message (nkaz001/hftbacktest, 2024-08-08)::
 parses to ``Parsed(kind="trade", channel="trade", venue_symbol="BTCUSDT",
 symbol="BTC-USDT-PERP", event_ts_exchange_ms=1723161256322, trade=Trade(trade_id=5266583935,
 price=Decimal("61800.30"), size=Decimal("0.006"), taker_side="buy", ts_ms=1723161256322,
-first_trade_id=None, last_trade_id=None))``.
+first_trade_id=None, last_trade_id=None), trades=(<that trade>,))``: a
+Binance message holds one trade, and ``trades`` holds it too.
 
 Only perpetuals map: ``BTCUSDT`` -> ``BTC-USDT-PERP``; a delivery contract
 (``BTCUSDT_240927``) is refused as ``unsupported_instrument``.

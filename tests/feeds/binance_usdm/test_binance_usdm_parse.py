@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from buff_dataplane.core.errors import PayloadRejected
@@ -179,7 +180,10 @@ def test_every_payload_file_is_tested():
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
 def test_payload_parses_to_exact_values(name):
-    assert parse(load(name)) == ACCEPTED[name]
+    want = ACCEPTED[name]
+    # A Binance message holds at most one trade; ``trades`` repeats it as a 1-tuple.
+    want = msgspec.structs.replace(want, trades=() if want.trade is None else (want.trade,))
+    assert parse(load(name)) == want
 
 
 @pytest.mark.parametrize("name", sorted(REJECTED))
