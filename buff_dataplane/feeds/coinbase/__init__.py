@@ -1,0 +1,1 @@
+"""Coinbase Exchange ws-feed (and Advanced Trade market data): pure parser in ``parse.py``."""

@@ -1,0 +1,1 @@
+"""Kraken spot WebSocket (v2, and v1 recordings): pure parser in ``parse.py``."""
