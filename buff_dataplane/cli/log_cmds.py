@@ -41,7 +41,8 @@ def import_cmd(
     bytes, its SHA-256, the exchange time from the payload and the receive time from the
     capture line. Messages the venue parser refuses are quarantined with a reason. A file
     whose framing is broken (not UTF-8, not the format, an oversized message) is refused
-    whole: nothing is written.
+    whole: nothing is written. Recorded connections to another product's endpoint (Bybit
+    spot in a Bybit capture) and lines that are no received message are skipped and counted.
     """
     from buff_dataplane.pipeline.importer import import_file
     from buff_dataplane.storage.log import open_log
@@ -75,6 +76,10 @@ def import_cmd(
                 )
                 for reason, n in sorted(report.quarantined.items()):
                     print(f"  quarantined {n} x {reason}")
+                for what, n in sorted(report.skipped.items()):
+                    print(f"  skipped {n} x {what}")
+                for conn, endpoint in sorted(report.other_endpoints.items()):
+                    print(f"  skipped connection {conn or '-'}: {endpoint}")
     if as_json:
         print_json({"imports": [r.to_dict() for r in reports]})
     return EXIT_OK

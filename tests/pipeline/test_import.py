@@ -133,7 +133,7 @@ def test_a_capture_from_another_venue_is_refused(tmp_path, capsys):
     [
         (["--venue", "../x", "--format", "ndjson"], "invalid venue"),
         (["--venue", "binance-usdm", "--format", "pcap"], "unknown format"),
-        (["--venue", "kraken", "--format", "ndjson"], "has no parser yet"),
+        (["--venue", "bybit-spot", "--format", "ndjson"], "unknown venue"),
     ],
 )
 def test_bad_options_are_refused(tmp_path, capsys, argv_tail, message):
