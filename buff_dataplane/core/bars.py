@@ -15,9 +15,14 @@ hold them equal on generated trade sets). The rules, per stream and timeframe:
 * Duplicates by trade id count once (the first by ingest_seq). The same id with
   different content is a **conflict**: no version is used and every bucket a version
   falls in is ``CONFLICT``.
-* Ordering is ``(event_ts_exchange_ms, ingest_seq)``: open is the first trade, close the
-  last. Trade count is the number of underlying trades (``last_id - first_id + 1`` for
-  an aggregated print, else 1).
+* Ordering is ``(trade time, ingest_seq, index in the message)``: open is the first
+  trade, close the last. One raw event may hold several trades (a venue's batch); each
+  is a trade of its own bucket. Trade count is the number of underlying trades
+  (``last_id - first_id + 1`` for an aggregated print, else 1); event count is the number
+  of distinct raw events contributing; the payload digest takes one payload hash per
+  trade, in trade order.
+* Trade ids of a venue whose ids carry no order (Bybit's UUIDs) serve only to recognise
+  duplicates: such bars have no first/last trade id.
 * Every bucket of the schedule (first to last bucket holding a trade, or the requested
   range) is accounted for: ``COMPLETE`` (trades, no gap), ``EMPTY`` (no trades, and the
   venue's contiguous ids prove none were missed), ``GAP_UNRESOLVED`` (a trade-id jump
@@ -76,6 +81,7 @@ class TradeEvent(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     segment: str
     trade: Trade
+    index: int = 0  # position of the trade in its message (a batch holds several)
 
 
 class Bar(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,6 +159,10 @@ class BuildResult(msgspec.Struct, frozen=True, kw_only=True):
     conflicts: list[int]  # trade ids with differing versions
 
 
+def _trade_order(e: TradeEvent) -> tuple[int, int, int]:
+    return (e.trade.ts_ms, e.ingest_seq, e.index)
+
+
 def _count(t: Trade) -> int:
     if t.first_trade_id is not None and t.last_trade_id is not None:
         return t.last_trade_id - t.first_trade_id + 1
@@ -170,6 +180,7 @@ def build_bars(
     window: tuple[int, int] | None,
     ids_contiguous: bool = True,
     range_ms: tuple[int, int] | None = None,
+    ids_ordered: bool = True,
 ) -> BuildResult:
     """Bars of one stream and timeframe from its trade events (the reference builder).
 
@@ -185,7 +196,7 @@ def build_bars(
 
     late: list[LateCandidate] = []
     used: list[TradeEvent] = []
-    for ev in sorted(events, key=lambda e: e.ingest_seq):
+    for ev in sorted(events, key=lambda e: (e.ingest_seq, e.index)):
         seal = bucket(ev.trade.ts_ms) + tf + allowed_lateness_ms
         if not apply_late and ev.source == "ws" and ev.ts_ingest_ms > seal:
             late.append(
@@ -236,7 +247,7 @@ def build_bars(
         return BuildResult(bars=[], late=late, duplicates=duplicates, conflicts=conflicts)
 
     in_bucket: dict[int, list[TradeEvent]] = {}
-    for ev in sorted(kept, key=lambda e: (e.trade.ts_ms, e.ingest_seq)):
+    for ev in sorted(kept, key=_trade_order):
         in_bucket.setdefault(bucket(ev.trade.ts_ms), []).append(ev)
 
     bars: list[Bar] = []
@@ -244,9 +255,7 @@ def build_bars(
     # Closes of trades before the schedule start carry into an empty first bucket.
     before = [e for e in kept if bucket(e.trade.ts_ms) < start]
     if before:
-        prev_close = canonical_decimal(
-            max(before, key=lambda e: (e.trade.ts_ms, e.ingest_seq)).trade.price
-        )
+        prev_close = canonical_decimal(max(before, key=_trade_order).trade.price)
     for open_time in range(start, end, tf):
         trades = in_bucket.get(open_time, [])
         gap = any(lo <= open_time <= hi for lo, hi in gap_spans) or (
@@ -259,6 +268,8 @@ def build_bars(
         else:
             status = "COMPLETE" if trades else "EMPTY"
         bar = _bar(venue, symbol, timeframe, open_time, tf, trades, status, prev_close)
+        if not ids_ordered and bar.first_trade_id is not None:
+            bar = msgspec.structs.replace(bar, first_trade_id=None, last_trade_id=None)
         prev_close = bar.close
         bars.append(bar)
     return BuildResult(bars=bars, late=late, duplicates=duplicates, conflicts=conflicts)
@@ -356,7 +367,7 @@ def _traded_bar(base: dict[str, object], trades: list[TradeEvent]) -> Bar:
         first_trade_id=min(ids),
         last_trade_id=max(ids),
         backfilled=any(e.source == "rest_backfill" for e in trades),
-        event_count=len(trades),
+        event_count=len({(e.segment, e.ingest_seq) for e in trades}),
         seq_min=min(seqs),
         seq_max=max(seqs),
         segments=",".join(sorted({e.segment for e in trades})),

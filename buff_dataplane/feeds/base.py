@@ -15,6 +15,7 @@ the parsers in this package:
 ``other_product``          a valid symbol of another product of the venue (an OKX spot pair)
 ``mixed_symbols``          one message names several instruments where one stream is expected
 ``no_trade_id``            a trade message of a protocol that gives trades no id (Kraken v1)
+``unexpected_batch``       several trades where the contract is one (a REST history item)
 =========================  ===============================================================
 
 Times are integer UTC epoch milliseconds; prices and sizes are exact :class:`~decimal.Decimal`.
@@ -26,6 +27,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from buff_dataplane.core.errors import PayloadRejected
 from buff_dataplane.core.trades import TAKER_SIDES, Trade
 
 __all__ = ["TAKER_SIDES", "Parsed", "Parser", "Trade"]
@@ -44,8 +46,8 @@ class Parsed(msgspec.Struct, frozen=True, kw_only=True):
     array, OKX ``trades``, Kraken v2 ``trade``), and the raw log keeps one event per
     message, so one Parsed may carry many trades. For a trade message,
     ``event_ts_exchange_ms`` is the earliest trade time of the batch (for one trade: its
-    time). ``trade`` is that one trade when the message holds exactly one, else None: it
-    predates ``trades`` and stays for single-trade consumers; new code reads ``trades``.
+    time). Consumers iterate ``trades``; one that needs exactly one trade (a REST item)
+    says so with :func:`single_trade`.
     """
 
     kind: str
@@ -53,8 +55,22 @@ class Parsed(msgspec.Struct, frozen=True, kw_only=True):
     venue_symbol: str | None
     symbol: str | None
     event_ts_exchange_ms: int | None
-    trade: Trade | None = None
     trades: tuple[Trade, ...] = ()
+
+
+def single_trade(parsed: Parsed) -> Trade | None:
+    """The trade of a message that holds exactly one; None for a non-trade message.
+
+    For readers whose input is one trade per payload by contract (a REST history item):
+    a batch there is out of contract and refused, never reduced to its first trade.
+    """
+    if not parsed.trades:
+        return None
+    if len(parsed.trades) != 1:
+        raise PayloadRejected(
+            "unexpected_batch", f"{parsed.kind} holds {len(parsed.trades)} trades, expected one"
+        )
+    return parsed.trades[0]
 
 
 @runtime_checkable

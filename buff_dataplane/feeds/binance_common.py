@@ -375,7 +375,6 @@ class BinanceParser:
             venue_symbol=venue_symbol,
             symbol=symbol,
             event_ts_exchange_ms=ts,
-            trade=trade,
             trades=() if trade is None else (trade,),
         )
 

@@ -186,7 +186,6 @@ def trade_message(
         venue_symbol=venue_symbol,
         symbol=symbol,
         event_ts_exchange_ms=min(t.ts_ms for t in batch),
-        trade=batch[0] if len(batch) == 1 else None,
         trades=batch,
     )
 

@@ -38,6 +38,7 @@ from buff_dataplane.core.errors import FeedError, PayloadRejected, ValidationErr
 from buff_dataplane.core.gaps import Gap, new_gap
 from buff_dataplane.core.ids import StreamId, validate_symbol
 from buff_dataplane.core.trades import Trade, content_digest
+from buff_dataplane.feeds.base import single_trade
 from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.pipeline.log_facts import CONTIGUOUS_IDS, scan_gaps, trade_index
 from buff_dataplane.storage.gap_ledger import GapLedger
@@ -309,7 +310,7 @@ class Backfiller:
 
     def _trade(self, item: bytes, request: str) -> Trade:
         try:
-            trade = self.parser.parse(item).trade
+            trade = single_trade(self.parser.parse(item))
         except PayloadRejected as exc:
             raise _Unfillable(f"item of {request} refused by the parser: {exc}") from exc
         if trade is None:

@@ -19,7 +19,8 @@ READ_COLUMNS = ["ingest_seq", "event_ts_ingest_ms", "payload_raw", "payload_sha2
 
 
 def read_trade_events(files: Sequence[Path], venue: str) -> list[TradeEvent]:
-    """Every trade in ``files`` (segments of one trade stream), parsed by the venue parser."""
+    """Every trade in ``files`` (segments of one trade stream), parsed by the venue parser;
+    a message holding several trades gives one event per trade, in message order."""
     parser = parser_for(venue)
     out: list[TradeEvent] = []
     for path in files:
@@ -35,17 +36,19 @@ def read_trade_events(files: Sequence[Path], venue: str) -> list[TradeEvent]:
                     f"{path.name}: seq {row['ingest_seq']} holds no trade the parser accepts "
                     f"({exc.reason})"
                 ) from exc
-            if parsed.trade is None:
+            if not parsed.trades:
                 raise StorageError(f"{path.name}: seq {row['ingest_seq']} is a {parsed.kind}")
-            out.append(
+            out.extend(
                 TradeEvent(
                     ingest_seq=row["ingest_seq"],
                     ts_ingest_ms=row["event_ts_ingest_ms"],
                     payload_sha256=row["payload_sha256"],
                     source=row["source"],
                     segment=path.name,
-                    trade=parsed.trade,
+                    trade=trade,
+                    index=index,
                 )
+                for index, trade in enumerate(parsed.trades)
             )
     return out
 
@@ -62,6 +65,7 @@ def build_bars_ref(
     ids_contiguous: bool = True,
     range_ms: tuple[int, int] | None = None,
     exclude_ids: Sequence[int] = (),
+    ids_ordered: bool = True,
 ) -> dict[str, BuildResult]:
     events = read_trade_events(files, venue)
     if exclude_ids:  # trades in an unresolved conflict: no version is used
@@ -78,6 +82,7 @@ def build_bars_ref(
             window=window,
             ids_contiguous=ids_contiguous,
             range_ms=range_ms,
+            ids_ordered=ids_ordered,
         )
         for tf in timeframes
     }

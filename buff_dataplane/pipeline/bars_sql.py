@@ -23,15 +23,17 @@ and positive, its times and ids are in the parser's ranges, and its symbol is on
 venue's symbol table maps. Other rows get a second pass with every shape and symbol,
 and what is left is read by the venue parser itself, so nothing is dropped or read
 differently from the reference; a value ``DECIMAL(38,10)`` cannot hold exactly raises
-StorageError naming segment and seq.
+StorageError naming segment and seq. A payload holding several trades (a venue's batch)
+gives one row per trade; trade ids beyond 64 bits (Bybit's UUIDs) are refused here, and
+such venues' bars come from the reference engine.
 
 Bars. Money is ``DECIMAL(38,10)``, products ``DECIMAL(38,20)``; DuckDB raises on any
 overflow (turned into StorageError), so sums are exact or fail. Late classification,
 duplicates and conflicts, trade-id gaps (one window pass in id order) and the per-bucket
 aggregates are SQL; each bar's payload digest hashes the 32-byte payload hashes streamed
-in ``(ts, ingest_seq)`` order. The schedule, statuses and the carried close are a short
-Python loop over the bars. Every result is ordered explicitly and every sum is exact, so
-nothing depends on the thread count.
+in ``(ts, ingest_seq, index in message)`` order. The schedule, statuses and the carried
+close are a short Python loop over the bars. Every result is ordered explicitly and every
+sum is exact, so nothing depends on the thread count.
 """
 
 from __future__ import annotations
@@ -258,7 +260,13 @@ def _extract_sql(
     """
 
 
-_ROW_BITS = 40  # rid = file index << 40 | row in file: ascending rid is file, then row order
+# rid = file index << 40 | row in file << 14 | trade index in the message: ascending rid
+# is file, row, then message order. A segment holds at most 50M events (< 2**26, the
+# LogConfig range) and a message at most 16384 trades (else StorageError).
+_ROW_BITS = 40
+_K_BITS = 14
+_K_MASK = (1 << _K_BITS) - 1
+_INT64 = range(-(1 << 63), 1 << 63)
 _BAD_COLUMNS = (
     "source, payload_raw, source = 'rest_backfill' AS bf, TRY(decode(payload_raw)) AS pay"
 )
@@ -267,7 +275,7 @@ _BAD_COLUMNS = (
 def _raw_source(files_param: str, columns: str = "", where: str = "") -> str:
     """The raw rows of the segments, each with its ``rid``."""
     return f"""
-    SELECT (CAST(file_index AS BIGINT) << {_ROW_BITS}) + file_row_number AS rid,
+    SELECT (CAST(file_index AS BIGINT) << {_ROW_BITS}) + (file_row_number << {_K_BITS}) AS rid,
            ingest_seq AS seq, event_ts_ingest_ms AS ing, payload_sha256 AS sha,
            event_ts_exchange_ms AS ts,
            {columns or "source = 'rest_backfill' AS bf, TRY(decode(payload_raw)) AS pay"}
@@ -284,17 +292,26 @@ _MONEY_LIMIT = Decimal(10) ** (38 - MONEY_SCALE)
 _Row = tuple[int, int | None, int | None, Decimal, Decimal, bool, int]  # tid, f, l, p, q, buy, ts
 
 
-def _trade_of(parser: Parser, payload: bytes, where: str) -> _Row:
-    """The trade in ``payload`` as the reference reads it, or StorageError as it raises."""
+def _trades_of(parser: Parser, payload: bytes, where: str) -> list[_Row]:
+    """The trades in ``payload`` as the reference reads them, or StorageError as it raises."""
     try:
         parsed = parser.parse(payload)
     except PayloadRejected as exc:
         raise StorageError(f"{where} holds no trade the parser accepts ({exc.reason})") from exc
-    t = parsed.trade
-    if t is None:
+    if not parsed.trades:
         raise StorageError(f"{where} is a {parsed.kind}")
-    buy = t.taker_side == "buy"
-    return t.trade_id, t.first_trade_id, t.last_trade_id, t.price, t.size, buy, t.ts_ms
+    if len(parsed.trades) > _K_MASK + 1:
+        raise StorageError(f"{where} holds {len(parsed.trades)} trades (at most {_K_MASK + 1})")
+    rows = []
+    for t in parsed.trades:
+        if t.trade_id not in _INT64:
+            raise StorageError(
+                f"{where}: trade id {t.trade_id} does not fit 64 bits "
+                "(this venue's bars are built by the reference engine)"
+            )
+        buy = t.taker_side == "buy"
+        rows.append((t.trade_id, t.first_trade_id, t.last_trade_id, t.price, t.size, buy, t.ts_ms))
+    return rows
 
 
 def _scaled(value: Decimal, where: str) -> Decimal:
@@ -335,12 +352,13 @@ def _parse_exact(parser: Parser, batch: pa.RecordBatch, names: Sequence[str]) ->
     for row in batch.to_pylist():
         rid, seq = row["rid"], row["seq"]
         where = f"{names[rid >> _ROW_BITS]}: seq {seq}"
-        tid, first, last, price, size, buy, ts = _trade_of(parser, row["payload_raw"], where)
-        values: tuple[Any, ...] = (rid, seq, row["ing"], row["sha"])
-        values += (row["source"] == "rest_backfill", tid, ts)
-        values += (first, last, _scaled(price, where), _scaled(size, where), buy, True)
-        for name, value in zip(_EV_SCHEMA.names, values, strict=True):
-            cols[name].append(value)
+        for k, trade in enumerate(_trades_of(parser, row["payload_raw"], where)):
+            tid, first, last, price, size, buy, ts = trade
+            values: tuple[Any, ...] = (rid + k, seq, row["ing"], row["sha"])
+            values += (row["source"] == "rest_backfill", tid, ts)
+            values += (first, last, _scaled(price, where), _scaled(size, where), buy, True)
+            for name, value in zip(_EV_SCHEMA.names, values, strict=True):
+                cols[name].append(value)
     return pa.table(cols, schema=_EV_SCHEMA)
 
 
@@ -426,8 +444,8 @@ class _Engine:
         self.ids_contiguous = ids_contiguous
         self._used: dict[str, _Used] = {}
         # Trade order (ts, ingest_seq), ties by trade id as the reference's stable sort.
-        self.order = self.last_first = "{'t': ts, 's': seq, 'i': tid}"
-        self.sort = "ts, seq, tid"
+        self.order = self.last_first = f"{{'t': ts, 's': seq, 'k': rid & {_K_MASK}, 'i': tid}}"
+        self.sort = f"ts, seq, rid & {_K_MASK}, tid"
 
     def _one(self, sql: str, params: object = None) -> Any:
         row = self.con.execute(sql, params).fetchone()
@@ -460,11 +478,14 @@ class _Engine:
             f"SELECT min(seq), max(seq) FROM ev GROUP BY rid >> {_ROW_BITS} ORDER BY 1"
         ).fetchall()
         if all(a[1] < b[0] for a, b in itertools.pairwise(ranges)):
-            self.order = "(CAST(ts AS HUGEINT) << 64) + seq"
+            self.order = (
+                f"(CAST(ts AS HUGEINT) << {64 + _K_BITS}) + (CAST(seq AS HUGEINT) << {_K_BITS})"
+                f" + (rid & {_K_MASK})"
+            )
             # The reference's max() keeps the first of equal keys; there are none here.
-            self.last_first, self.sort = self.order, "ts, seq"
+            self.last_first, self.sort = self.order, f"ts, seq, rid & {_K_MASK}"
         else:
-            self.last_first = "{'t': ts, 's': seq, 'i': -tid}"
+            self.last_first = f"{{'t': ts, 's': seq, 'k': rid & {_K_MASK}, 'i': -tid}}"
 
     def _sample(self) -> tuple[list[str], list[_Shape]]:
         """Symbols and shapes of the first row of each segment, to specialise the scan.
@@ -703,7 +724,8 @@ class _Engine:
                    arg_max(price, {order}), sum(qty), sum(price * qty),
                    count(*) + sum(CASE WHEN f IS NULL THEN 0 ELSE l - f END),
                    sum(qty) FILTER (WHERE buy), sum(price * qty) FILTER (WHERE buy),
-                   min(tid), max(tid), bool_or(bf), count(*), min(seq), max(seq)
+                   min(tid), max(tid), bool_or(bf), count(*), min(seq), max(seq),
+                   count(DISTINCT rid >> {_K_BITS})
             {where} GROUP BY b ORDER BY b
             """
         ).fetchall()
@@ -724,7 +746,7 @@ class _Engine:
         for r, digest, want in zip(rows, digests, wanted, strict=True):
             if not want:
                 continue
-            b, o, h, lo_, c, v, qv, n, tbv, tbq, first, last, bf, count, smin, smax = r
+            b, o, h, lo_, c, v, qv, n, tbv, tbq, first, last, bf, _, smin, smax, events = r
             out[b] = {
                 "open": canonical_decimal(o),
                 "high": canonical_decimal(h),
@@ -738,7 +760,7 @@ class _Engine:
                 "first_trade_id": first,
                 "last_trade_id": last,
                 "backfilled": bool(bf),
-                "event_count": count,
+                "event_count": events,
                 "seq_min": smin,
                 "seq_max": smax,
                 "segments": ",".join(sorted(segments[b])),

@@ -33,7 +33,7 @@ from buff_dataplane.core.config import _Config
 from buff_dataplane.core.errors import FeedError, PayloadRejected, ValidationError
 from buff_dataplane.core.gaps import Gap, new_gap
 from buff_dataplane.core.ids import StreamId, validate_symbol
-from buff_dataplane.core.trades import content_digest
+from buff_dataplane.core.trades import Trade, content_digest
 from buff_dataplane.feeds.binance_usdm import ws as binance_ws
 from buff_dataplane.feeds.connection import ConnectionManager, Socket, websockets_connect
 from buff_dataplane.feeds.registry import parser_for
@@ -272,11 +272,11 @@ class Capture:
             if parsed.symbol is None or parsed.symbol not in self.symbols:
                 raise PayloadRejected("unexpected_symbol", f"{parsed.kind} for {parsed.symbol}")
             sid = StreamId(self.venue, parsed.channel, parsed.symbol)
-            trade = parsed.trade
-            if trade is not None:
-                if self._duplicate(sid, trade.trade_id, content_digest(trade)):
+            if parsed.trades:
+                if self._duplicate(sid, parsed.trades):
                     return None
-                self._track(str(sid), trade.trade_id, trade.ts_ms)
+                for trade in parsed.trades:
+                    self._track(str(sid), trade.trade_id, trade.ts_ms)
         except PayloadRejected as exc:
             self.log.quarantine.add(
                 venue=self.venue,
@@ -300,21 +300,36 @@ class Capture:
             )
         return cache
 
-    def _duplicate(self, sid: StreamId, trade_id: int, content: int) -> bool:
+    def _duplicate(self, sid: StreamId, trades: tuple[Trade, ...]) -> bool:
+        """True when every trade of the message was seen with the same content (skip it).
+
+        A message is kept whole or not at all: one holding any new trade is kept (the bar
+        builders count a trade id once), one holding a trade id seen with other content is
+        quarantined whole, and only then are its new ids remembered, so a quarantined
+        message never marks a trade as seen.
+        """
         recent = self._recent(str(sid))
-        seen = recent.get(trade_id)
-        if seen is None:
-            recent[trade_id] = content
-            return False
         health = self.health.setdefault(str(sid), StreamHealth())
-        if seen == content:
+        new: dict[int, int] = {}
+        for trade in trades:
+            content = content_digest(trade)
+            seen = recent.get(trade.trade_id, new.get(trade.trade_id))
+            if seen is None:
+                new[trade.trade_id] = content
+            elif seen != content:
+                self.stats.conflicts += 1
+                health.conflicts += 1
+                self.flagged.add(str(sid))
+                raise PayloadRejected(
+                    "duplicate_conflict", f"trade id {trade.trade_id} seen with other content"
+                )
+        if not new:
             self.stats.duplicates += 1
             health.duplicates += 1
             return True
-        self.stats.conflicts += 1
-        health.conflicts += 1
-        self.flagged.add(str(sid))
-        raise PayloadRejected("duplicate_conflict", f"trade id {trade_id} seen with other content")
+        for trade_id, content in new.items():
+            recent[trade_id] = content
+        return False
 
     # -- gaps -------------------------------------------------------------------------------
 

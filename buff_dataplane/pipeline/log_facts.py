@@ -40,8 +40,7 @@ def trades(
     ):
         seqs = batch.column("ingest_seq").to_pylist()
         for seq, payload in zip(seqs, batch.column("payload_raw").to_pylist(), strict=True):
-            trade = parser.parse(payload).trade
-            if trade is not None:
+            for trade in parser.parse(payload).trades:
                 yield seq, trade
 
 
@@ -82,12 +81,10 @@ def last_trade(log: RawLog, sid: StreamId) -> tuple[int, int] | None:
                 payloads = table.column("payload_raw").to_pylist()
                 sources = table.column("source").to_pylist()
                 for payload, source in zip(payloads, sources, strict=True):
-                    trade = parser.parse(payload).trade
-                    if trade is None:
-                        continue
-                    saw_ws = saw_ws or source == "ws"
-                    if best is None or trade.trade_id > best[0]:
-                        best = (trade.trade_id, trade.ts_ms)
+                    for trade in parser.parse(payload).trades:
+                        saw_ws = saw_ws or source == "ws"
+                        if best is None or trade.trade_id > best[0]:
+                            best = (trade.trade_id, trade.ts_ms)
                 if saw_ws:
                     return best
         except (OSError, pa.ArrowException) as exc:

@@ -393,5 +393,5 @@ def test_regression_rest_items_with_nq_parse_as_trades() -> None:
         b'"f":27781,"l":27781,"T":1498793709153,"m":true}'
     )
     parsed = parse(item)
-    assert parsed.kind == "restAggTrade" and parsed.trade is not None
-    assert parsed.trade.trade_id == 26129
+    assert parsed.kind == "restAggTrade" and bool(parsed.trades)
+    assert parsed.trades[0].trade_id == 26129

@@ -70,7 +70,6 @@ def check(parser: Parser, payload: bytes) -> Parsed | None:
     ts = p.event_ts_exchange_ms
     assert ts is None or MIN_TS_MS <= ts <= MAX_TS_MS
     assert bool(p.trades) == (p.channel == "trade")
-    assert p.trade == (p.trades[0] if len(p.trades) == 1 else None)
     for t in p.trades:
         assert type(t.price) is Decimal and type(t.size) is Decimal
         assert t.price > 0 and t.size > 0

@@ -61,7 +61,7 @@ def run_capture(
 def logged_trades(data, symbol=SYMBOL):
     log = open_log(data, readonly=True)
     table = to_table(log, [f"binance-usdm/trade/{symbol}"])
-    return [parse(p).trade for p in table.column("payload_raw").to_pylist()]
+    return [parse(p).trades[0] for p in table.column("payload_raw").to_pylist()]
 
 
 def control_events(data, symbol=SYMBOL):

@@ -26,7 +26,7 @@ async def _trade_ids(sim, n):
     ids = []
     async with connect(f"{sim.ws_url}/market/stream?streams=btcusdt@aggTrade") as ws:
         async for message in ws:
-            ids.append(parse(message.encode()).trade.trade_id)
+            ids.append(parse(message.encode()).trades[0].trade_id)
             if len(ids) >= n:
                 return ids
     return ids
@@ -76,7 +76,7 @@ def test_restconflict_serves_the_kth_trade_with_another_quantity_every_time():
             target = tape[199]
             async with connect(f"{sim.ws_url}/market/stream?streams=btcusdt@aggTrade") as ws:
                 async for message in ws:
-                    trade = parse(message.encode()).trade
+                    trade = parse(message.encode()).trades[0]
                     if trade.trade_id >= target.agg_id:
                         break
             assert trade.trade_id == target.agg_id  # the WebSocket sends the true trade

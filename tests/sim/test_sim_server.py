@@ -39,10 +39,10 @@ def test_trades_stream_in_tape_order_and_parse_as_the_venue_s():
     async def go():
         async with ExchangeSim(SimConfig(rate=300, duration_s=60)) as sim:
             msgs = await _collect(sim, ["btcusdt@aggTrade"], 50)
-            ids = [parse(m.encode()).trade.trade_id for m in msgs]
+            ids = [parse(m.encode()).trades[0].trade_id for m in msgs]
             assert ids == sorted(ids) and ids == list(range(ids[0], ids[0] + 50))
             tape = {t.agg_id: t for t in sim.tapes["BTCUSDT"]}
-            first = parse(msgs[0].encode()).trade
+            first = parse(msgs[0].encode()).trades[0]
             assert first.price == Decimal(tape[first.trade_id].price)
 
     run(go())
@@ -70,7 +70,7 @@ def test_close_malformed_and_conflict_faults():
             texts = msgs[:-1]
             assert len(texts) == 12  # 10 trades, one malformed, one conflicting copy
             assert not texts[3].endswith("}}")
-            a, b = parse(texts[5].encode()).trade, parse(texts[6].encode()).trade
+            a, b = parse(texts[5].encode()).trades[0], parse(texts[6].encode()).trades[0]
             assert a.trade_id == b.trade_id and a.size != b.size
 
     run(go())
@@ -155,7 +155,7 @@ def test_simulator_klines_equal_canonical_bars_of_the_same_tape():
             payload_sha256=b"\0" * 32,
             source="ws",
             segment="s",
-            trade=parse(agg_trade_message(t)).trade,
+            trade=parse(agg_trade_message(t)).trades[0],
         )
         for i, t in enumerate(tape)
     ]

@@ -160,10 +160,10 @@ def _decode_agg_trades(
             parsed = PARSER.parse(item)
         except PayloadRejected as exc:
             raise BadResponse(f"item {i} is not an aggTrades item: {exc}") from exc
-        if parsed.kind != "restAggTrade" or parsed.trade is None:
+        if parsed.kind != "restAggTrade" or len(parsed.trades) != 1:
             raise BadResponse(f"item {i} is a {parsed.kind} message, not an aggTrades item")
-        ids.append(parsed.trade.trade_id)
-        times.append(parsed.trade.ts_ms)
+        ids.append(parsed.trades[0].trade_id)
+        times.append(parsed.trades[0].ts_ms)
     for a, b in itertools.pairwise(ids):
         if b != a + 1:
             what = "not increasing" if b <= a else "not contiguous"

@@ -29,7 +29,7 @@ def parse_all(lines: list[tuple[int, bytes]]) -> tuple[list[Parsed], list[tuple[
 
 def assert_consistent(parsed: list[Parsed]) -> None:
     for p in parsed:
-        assert (p.trade is not None) == (p.channel == "trade")
+        assert (bool(p.trades)) == (p.channel == "trade")
         assert (p.symbol is None) == (p.venue_symbol is None)
         if p.symbol is not None:
             validate_symbol(p.symbol)
@@ -58,7 +58,7 @@ def test_cryptofeed_spot_combined_stream(real_messages):
         "RUNE-EUR": 2,
     }
     assert_consistent(parsed)
-    trades = [(p.symbol, p.trade) for p in parsed if p.trade is not None]
+    trades = [(p.symbol, p.trades[0]) for p in parsed if bool(p.trades)]
     assert [(s, t.trade_id, t.price, t.taker_side) for s, t in trades] == [
         ("NKN-USDT", 15683430, Decimal("0.35280000"), "buy"),
         ("LRC-BTC", 9213679, Decimal("0.00000638"), "buy"),
@@ -77,7 +77,7 @@ def test_hftbacktest_spot_day_tail(real_messages):
     }
     assert {p.symbol for p in parsed} == {"BTC-USDT", None}  # None: the REST snapshot
     assert_consistent(parsed)
-    trades = [p.trade for p in parsed if p.trade is not None]
+    trades = [p.trades[0] for p in parsed if bool(p.trades)]
     assert [t.trade_id for t in trades] == list(range(3735683259, 3735693015 + 1))
     assert Counter(t.taker_side for t in trades) == {"sell": 5654, "buy": 4103}
     assert all(a.ts_ms <= b.ts_ms for a, b in pairwise(trades))

@@ -29,12 +29,12 @@ def parse_all(lines: list[tuple[int, bytes]]) -> tuple[list[Parsed], list[tuple[
 
 def assert_consistent(parsed: list[Parsed]) -> None:
     for p in parsed:
-        assert (p.trade is not None) == (p.channel == "trade")
+        assert (bool(p.trades)) == (p.channel == "trade")
         assert (p.symbol is None) == (p.venue_symbol is None)
         if p.symbol is not None:
             validate_symbol(p.symbol)
-        if p.trade is not None:
-            assert p.event_ts_exchange_ms == p.trade.ts_ms
+        if bool(p.trades):
+            assert p.event_ts_exchange_ms == p.trades[0].ts_ms
 
 
 def test_cryptofeed_futures_combined_stream(real_messages):
@@ -59,8 +59,8 @@ def test_cryptofeed_futures_combined_stream(real_messages):
     assert_consistent(parsed)
     ids: dict[str | None, list[int]] = defaultdict(list)
     for p in parsed:
-        if p.trade is not None:
-            ids[p.symbol].append(p.trade.trade_id)
+        if bool(p.trades):
+            ids[p.symbol].append(p.trades[0].trade_id)
     assert {s: (v[0], v[-1], len(v)) for s, v in ids.items()} == {
         "CTK-USDT-PERP": (16599292, 16599329, 38),
         "AKRO-USDT-PERP": (14888302, 14888309, 8),
@@ -98,7 +98,7 @@ def test_hftbacktest_usdm_day_tail(real_messages):
     }
     assert {p.symbol for p in parsed} == {"BTC-USDT-PERP", None}  # None: the REST snapshot
     assert_consistent(parsed)
-    trades = [p.trade for p in parsed if p.trade is not None]
+    trades = [p.trades[0] for p in parsed if bool(p.trades)]
     ids = [t.trade_id for t in trades]
     assert ids == list(range(5266583935, 5266605247 + 1))  # contiguous raw trade ids
     assert Counter(t.taker_side for t in trades) == {"sell": 11697, "buy": 9616}

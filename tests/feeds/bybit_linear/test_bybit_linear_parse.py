@@ -53,7 +53,6 @@ def trades(venue_symbol: str, symbol: str, *batch: Trade) -> Parsed:
         venue_symbol=venue_symbol,
         symbol=symbol,
         event_ts_exchange_ms=min(t.ts_ms for t in batch),
-        trade=batch[0] if len(batch) == 1 else None,
         trades=batch,
     )
 
@@ -135,9 +134,8 @@ def test_ugly_payload_is_rejected_with_its_reason(name):
     assert "\n" not in str(exc)
 
 
-def test_a_batch_keeps_every_trade_in_order_and_no_single_trade():
+def test_a_batch_keeps_every_trade_in_order():
     parsed = parse(load("publicTrade_batch.json"))
-    assert parsed.trade is None
     assert [str(t.size) for t in parsed.trades] == ["0.01", "1.30", "0.10", "0.10", "0.16"]
 
 

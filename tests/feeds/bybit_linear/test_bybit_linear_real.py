@@ -40,7 +40,6 @@ def test_every_linear_message_parses(real_v3):
     }  # fmt: skip
     for p in parsed:
         assert bool(p.trades) == (p.channel == "trade")
-        assert p.trade == (p.trades[0] if len(p.trades) == 1 else None)
 
 
 def test_every_linear_trade_is_read_exactly(real_v3):

@@ -48,7 +48,6 @@ def one_trade(
         venue_symbol=product,
         symbol=product,
         event_ts_exchange_ms=ts,
-        trade=t,
         trades=(t,),
     )
 
@@ -116,7 +115,7 @@ def test_ugly_payload_is_rejected_with_its_reason(name):
 
 def test_advanced_trade_snapshot_keeps_100_trades_newest_first():
     parsed = parse(load("at_market_trades_snapshot.json"))
-    assert (parsed.kind, parsed.symbol, parsed.trade) == ("at_market_trades", "ETH-USD", None)
+    assert (parsed.kind, parsed.symbol) == ("at_market_trades", "ETH-USD")
     assert len(parsed.trades) == 100
     first, last = parsed.trades[0], parsed.trades[-1]
     assert (first.trade_id, first.price, first.size, first.taker_side) == (
@@ -128,7 +127,7 @@ def test_advanced_trade_snapshot_keeps_100_trades_newest_first():
 
 @pytest.mark.parametrize(("maker", "taker"), [('"side":"sell"', "buy"), ('"side":"buy"', "sell")])
 def test_taker_side_is_the_opposite_of_the_makers(maker, taker):
-    assert parse(edit("match.json", '"side":"sell"', maker)).trade.taker_side == taker
+    assert parse(edit("match.json", '"side":"sell"', maker)).trades[0].taker_side == taker
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,6 @@ def trades(pair: str, *batch: Trade) -> Parsed:
         venue_symbol=pair,
         symbol=to_canonical(pair),
         event_ts_exchange_ms=min(t.ts_ms for t in batch),
-        trade=batch[0] if len(batch) == 1 else None,
         trades=batch,
     )
 
@@ -126,7 +125,7 @@ def test_ugly_payload_is_rejected_with_its_reason(name):
     ],
 )
 def test_json_number_money_is_read_from_its_text(number, exact):
-    t = parse(edit("trade_update.json", '"price":105433.6', f'"price":{number}')).trade
+    t = parse(edit("trade_update.json", '"price":105433.6', f'"price":{number}')).trades[0]
     assert t is not None
     assert str(t.price) == exact and t.price == Decimal(exact)
 
@@ -135,7 +134,7 @@ def test_a_float_would_have_changed_the_value():
     # 0.30000000000000004 and 0.3 are one float; as exact decimals they differ.
     a = parse(edit("trade_update.json", '"price":105433.6', '"price":0.30000000000000004'))
     b = parse(edit("trade_update.json", '"price":105433.6', '"price":0.3'))
-    assert a.trade.price != b.trade.price
+    assert a.trades[0].price != b.trades[0].price
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,6 @@ def one_trade(kind: str, inst: str, t: Trade) -> Parsed:
         venue_symbol=inst,
         symbol=to_canonical(inst),
         event_ts_exchange_ms=t.ts_ms,
-        trade=t,
         trades=(t,),
     )
 
@@ -127,7 +126,7 @@ def test_other_products_are_named():
 
 
 def test_count_of_one_covers_just_the_print():
-    t = parse(edit("trades_count.json", '"count":"3"', '"count":"1"')).trade
+    t = parse(edit("trades_count.json", '"count":"3"', '"count":"1"')).trades[0]
     assert (t.first_trade_id, t.last_trade_id) == (130639474, 130639474)
 
 
@@ -135,7 +134,6 @@ def test_a_push_of_several_prints_keeps_them_in_order():
     item = '{"instId":"BTC-USDT-SWAP","tradeId":"130639475","px":"42220","sz":"1","side":"sell","ts":"1630048897899","count":"1"}'  # noqa: E501
     payload = edit("trades_count.json", '"seqId":1234}]', f'"seqId":1234}},{item}]')
     parsed = parse(payload)
-    assert parsed.trade is None
     assert [t.trade_id for t in parsed.trades] == [130639474, 130639475]
     assert [t.taker_side for t in parsed.trades] == ["buy", "sell"]
     assert parsed.event_ts_exchange_ms == 1630048897897
