@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import backfill_bench, bars_bench, capture_bench, log_bench
+from bench import backfill_bench, bars_bench, capture_bench, log_bench, parse_bench
 
 SECTIONS = {
     "backfill": backfill_bench.main,
     "bars": bars_bench.main,
     "capture": capture_bench.main,  # the 30 min soak: python -m bench.capture_bench --soak
     "log": log_bench.main,
+    "parse": parse_bench.main,  # real recorded messages of ../shared/fixtures/real
 }
 
 
