@@ -27,8 +27,10 @@ hold them equal on generated trade sets). The rules, per stream and timeframe:
   range) is accounted for: ``COMPLETE`` (trades, no gap), ``EMPTY`` (no trades, and the
   venue's contiguous ids prove none were missed), ``GAP_UNRESOLVED`` (a trade-id jump
   spans it, or it is not wholly inside the observed window of the symbol's feed), or
-  ``CONFLICT``. An empty bucket repeats the previous close with zero volume (the venue
-  convention); with no previous close its prices are empty.
+  ``CONFLICT``. With ``ids_cover`` (core.venues ``covered``) continuity runs over the
+  match ids each print covers (``first_trade_id..last_trade_id``). An empty bucket
+  repeats the previous close with zero volume (the venue convention); with no previous
+  close its prices are empty.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import msgspec
 from buff_dataplane.core.decimals import canonical_decimal
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.trades import Trade, content_key
+from buff_dataplane.core.venues import TradeIds, id_span
 
 TIMEFRAMES: dict[str, int] = {
     "1s": 1_000,
@@ -181,6 +184,7 @@ def build_bars(
     ids_contiguous: bool = True,
     range_ms: tuple[int, int] | None = None,
     ids_ordered: bool = True,
+    ids_cover: bool = False,
 ) -> BuildResult:
     """Bars of one stream and timeframe from its trade events (the reference builder).
 
@@ -233,8 +237,9 @@ def build_bars(
     gap_spans: list[tuple[int, int]] = []
     if ids_contiguous:
         firsts = [by_id[i][0] for i in sorted(by_id)]
+        mode: TradeIds = "covered" if ids_cover else "contiguous"
         for a, b in itertools.pairwise(firsts):
-            if b.trade.trade_id != a.trade.trade_id + 1:
+            if id_span(b.trade, mode)[0] > id_span(a.trade, mode)[1] + 1:
                 lo, hi = sorted((a.trade.ts_ms, b.trade.ts_ms))
                 gap_spans.append((bucket(lo), bucket(hi)))
 

@@ -66,6 +66,7 @@ def build_bars_ref(
     range_ms: tuple[int, int] | None = None,
     exclude_ids: Sequence[int] = (),
     ids_ordered: bool = True,
+    ids_cover: bool = False,
 ) -> dict[str, BuildResult]:
     events = read_trade_events(files, venue)
     if exclude_ids:  # trades in an unresolved conflict: no version is used
@@ -83,6 +84,7 @@ def build_bars_ref(
             ids_contiguous=ids_contiguous,
             range_ms=range_ms,
             ids_ordered=ids_ordered,
+            ids_cover=ids_cover,
         )
         for tf in timeframes
     }

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import duckdb
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -434,6 +435,7 @@ class _Engine:
         lateness: int,
         apply_late: bool,
         ids_contiguous: bool,
+        ids_cover: bool = False,
     ) -> None:
         self.con = con
         self.files = [str(p) for p in paths]
@@ -442,6 +444,9 @@ class _Engine:
         self.lateness = lateness
         self.apply_late = apply_late
         self.ids_contiguous = ids_contiguous
+        # The ids a print accounts for (core.venues): its own, or the matches it covers.
+        self.id_lo = "COALESCE(f, tid)" if ids_cover else "tid"
+        self.id_hi = "COALESCE(l, tid)" if ids_cover else "tid"
         self._used: dict[str, _Used] = {}
         # Trade order (ts, ingest_seq), ties by trade id as the reference's stable sort.
         self.order = self.last_first = f"{{'t': ts, 's': seq, 'k': rid & {_K_MASK}, 'i': tid}}"
@@ -569,11 +574,12 @@ class _Engine:
         # One pass in id order finds the ids with several versions (equal neighbours) and
         # the id jumps. Versions of an id come in any order here; the first one by
         # (ingest_seq, file/row) is looked up where it matters.
-        jump = "OR nt - tid > 1" if self.ids_contiguous else ""
+        jump = "OR nlo - hi > 1" if self.ids_contiguous else ""
         self.con.execute(
             f"""CREATE TABLE {t}_w AS SELECT * FROM (
                   SELECT tid, ts, lag(tid) OVER w AS pt, lead(tid) OVER w AS nt,
-                         lead(ts) OVER w AS nts
+                         lead(ts) OVER w AS nts, {self.id_hi} AS hi,
+                         lead({self.id_lo}) OVER w AS nlo
                   {used} WINDOW w AS (ORDER BY tid)
                 ) WHERE pt = tid OR nt = tid {jump}"""
         )
@@ -614,7 +620,7 @@ class _Engine:
         if self.ids_contiguous:
             spans = self._merged(
                 f"SELECT least(a, b) AS lo, greatest(a, b) AS hi FROM "
-                f"(SELECT {here} AS a, {there} AS b FROM {t}_w w WHERE w.nt - w.tid > 1)"
+                f"(SELECT {here} AS a, {there} AS b FROM {t}_w w WHERE w.nlo - w.hi > 1)"
             )
         return _Used(rows, ts_min, ts_max, duplicates, conflicts, conflict_ts, excluded, spans)
 
@@ -797,6 +803,8 @@ def build_bars_sql(
     threads: int | None = None,
     memory_limit: str | None = None,
     exclude_ids: Sequence[int] = (),
+    ids_ordered: bool = True,
+    ids_cover: bool = False,
 ) -> dict[str, BuildResult]:
     """Bars of one trade stream per timeframe, equal to ``build_bars_ref`` on the same input.
 
@@ -820,6 +828,7 @@ def build_bars_sql(
             lateness=allowed_lateness_ms,
             apply_late=apply_late,
             ids_contiguous=ids_contiguous,
+            ids_cover=ids_cover,
         )
         try:
             engine.load()
@@ -828,9 +837,21 @@ def build_bars_sql(
                     "DELETE FROM ev WHERE tid IN (SELECT unnest($ids))",
                     {"ids": sorted(exclude_ids)},
                 )
-            return {
+            out = {
                 tf: engine.build(tf, venue=venue, symbol=symbol, window=window, range_ms=range_ms)
                 for tf in timeframes
             }
         except duckdb.Error as exc:
             raise StorageError(f"bar build over {len(paths)} segment(s) failed: {exc}") from exc
+    if not ids_ordered:  # ids that only identify: no trade-id range on the bars
+        out = {
+            tf: msgspec.structs.replace(
+                r,
+                bars=[
+                    msgspec.structs.replace(b, first_trade_id=None, last_trade_id=None)
+                    for b in r.bars
+                ],
+            )
+            for tf, r in out.items()
+        }
+    return out

@@ -41,7 +41,7 @@ from buff_dataplane.core.bars import (
 from buff_dataplane.core.config import BarConfig
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.ids import StreamId, validate_symbol, validate_venue
-from buff_dataplane.pipeline.log_facts import CONTIGUOUS_IDS
+from buff_dataplane.core.venues import id_rules
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore, diff_bars
 from buff_dataplane.storage.gap_ledger import GapLedger
@@ -218,6 +218,11 @@ def run_engine(
     gaps: Sequence[dict[str, Any]] = (),
 ) -> dict[str, BuildResult]:
     files = [segment_path(root, i["stream_id"], i["segment"]) for i in inputs]
+    rules = id_rules(venue)
+    if engine == "sql" and not rules.ids_ordered:
+        # The SQL engine keys trades by 64-bit ids; UUID ids (Bybit) are 128-bit. Both
+        # engines give the same bars, so the reference builds these (slower, exact).
+        engine = "reference"
     build = engine_for(engine)
     conflicts = [g for g in gaps if g["kind"] == "conflict"]
     window = effective_window(window, gaps)
@@ -243,7 +248,7 @@ def run_engine(
                 allowed_lateness_ms=config.allowed_lateness_ms,
                 apply_late=config.apply_late,
                 window=window,
-                ids_contiguous=venue in CONTIGUOUS_IDS,
+                **rules._asdict(),
                 range_ms=range_ms,
                 **knobs,
             )

@@ -33,12 +33,13 @@ from buff_dataplane.core.config import _Config
 from buff_dataplane.core.errors import FeedError, PayloadRejected, ValidationError
 from buff_dataplane.core.gaps import Gap, new_gap
 from buff_dataplane.core.ids import StreamId, validate_symbol
-from buff_dataplane.core.trades import Trade, content_digest
+from buff_dataplane.core.trades import COVERED, Trade, content_digest
+from buff_dataplane.core.venues import id_span, trade_ids
 from buff_dataplane.feeds.binance_usdm import ws as binance_ws
 from buff_dataplane.feeds.connection import ConnectionManager, Socket, websockets_connect
 from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.pipeline.backfill import BackfillConfig, Backfiller, TradeHistory, open_gaps
-from buff_dataplane.pipeline.log_facts import CONTIGUOUS_IDS, last_trade
+from buff_dataplane.pipeline.log_facts import last_trade
 from buff_dataplane.storage.gap_ledger import GapLedger
 from buff_dataplane.storage.layout import write_file_atomic
 from buff_dataplane.storage.log import RawLog
@@ -134,6 +135,7 @@ class Capture:
         self.log = log
         self.venue = venue
         self.parser = parser_for(venue)
+        self._ids = trade_ids(venue)
         self.symbols = sorted({validate_symbol(s) for s in symbols})
         if not self.symbols:
             raise ValidationError("no symbols to capture")
@@ -276,7 +278,7 @@ class Capture:
                 if self._duplicate(sid, parsed.trades):
                     return None
                 for trade in parsed.trades:
-                    self._track(str(sid), trade.trade_id, trade.ts_ms)
+                    self._track(str(sid), trade)
         except PayloadRejected as exc:
             self.log.quarantine.add(
                 venue=self.venue,
@@ -329,26 +331,41 @@ class Capture:
             return True
         for trade_id, content in new.items():
             recent[trade_id] = content
+        if self._ids == "covered":  # the other matches a print covers count as seen
+            for trade in trades:
+                lo, hi = id_span(trade, self._ids)
+                for i in range(lo, hi + 1):
+                    if i != trade.trade_id:
+                        recent.setdefault(i, COVERED)
         return False
 
     # -- gaps -------------------------------------------------------------------------------
 
-    def _track(self, sid: str, trade_id: int, ts_ms: int) -> None:
-        """Note a new trade; a jump past the highest id seen so far is a gap candidate."""
+    def _track(self, sid: str, trade: Trade) -> None:
+        """Note a new trade; a jump past the highest id seen so far is a gap candidate.
+
+        Ids are the print's span in the venue's sequence (core.venues): an OKX print of
+        ``count`` matches continues the sequence from its first covered id.
+        """
+        lo, hi = id_span(trade, self._ids)
+        ts_ms = trade.ts_ms
         last = self._last.get(sid)
-        if last is not None and trade_id <= last[0]:
+        if self._ids == "unordered":
+            self._cause.pop(sid, None)  # ids prove nothing: downtime windows are the facts
+            return
+        if last is not None and hi <= last[0]:
             return  # a late or resent trade: not a new high
-        self._last[sid] = (trade_id, ts_ms)
+        self._last[sid] = (hi, ts_ms)
         if last is None:
             return
         kind = self._cause.pop(sid, "trade_id")  # whatever happened is now behind us
-        if trade_id == last[0] + 1 or self.venue not in CONTIGUOUS_IDS:
+        if lo <= last[0] + 1:
             return
         gap = new_gap(
             sid,
             kind,
             id_from=last[0] + 1,
-            id_to=trade_id - 1,
+            id_to=lo - 1,
             ts_from_ms=min(last[1], ts_ms),
             ts_to_ms=max(last[1], ts_ms),
             detected_at_ms=self.clock(),

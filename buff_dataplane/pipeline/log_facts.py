@@ -15,14 +15,12 @@ import pyarrow.parquet as pq
 from buff_dataplane.core.errors import StorageError
 from buff_dataplane.core.gaps import ControlFact, Gap, detect
 from buff_dataplane.core.ids import StreamId
-from buff_dataplane.core.trades import Trade, content_digest
+from buff_dataplane.core.trades import COVERED, Trade, content_digest
+from buff_dataplane.core.venues import id_span, trade_ids
 from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.log import RawLog
 from buff_dataplane.storage.reader import scan
-
-# Venues whose trade ids are contiguous per symbol, so an id jump proves a loss.
-CONTIGUOUS_IDS = frozenset({"binance-spot", "binance-usdm"})
 
 
 def trades(
@@ -45,30 +43,50 @@ def trades(
 
 
 def trade_index(log: RawLog, sid: StreamId, ts_from: int, ts_to: int) -> dict[int, int]:
-    """Trade id -> content digest of the first version of each trade in [from, to]."""
+    """Trade id -> content digest of the first version of each trade in [from, to].
+
+    The other ids a print covers (core.venues ``covered``) map to ``COVERED``.
+    """
+    mode = trade_ids(sid.venue)
     out: dict[int, int] = {}
     for _, trade in trades(log, sid, ts_from=ts_from, ts_to=ts_to + 1):
+        lo, hi = id_span(trade, mode)
+        for i in range(lo, hi + 1):
+            if i != trade.trade_id:
+                out.setdefault(i, COVERED)
         out.setdefault(trade.trade_id, content_digest(trade))
     return out
 
 
 def id_times(log: RawLog, sid: StreamId) -> tuple[list[int], list[int]]:
-    """The stream's distinct trade ids ascending, with the exchange time of each."""
+    """The stream's distinct trade ids ascending, with the exchange time of each.
+
+    On a venue whose prints cover several matches (core.venues ``covered``) these are
+    the covered match ids, each with its print's time, so continuity is over matches.
+    """
+    mode = trade_ids(sid.venue)
     first: dict[int, int] = {}
     for _, trade in trades(log, sid):
-        first.setdefault(trade.trade_id, trade.ts_ms)
+        if mode == "covered":
+            lo, hi = id_span(trade, mode)
+            for i in range(lo, hi + 1):
+                first.setdefault(i, trade.ts_ms)
+        else:
+            first.setdefault(trade.trade_id, trade.ts_ms)
     ids = sorted(first)
     return ids, [first[i] for i in ids]
 
 
 def last_trade(log: RawLog, sid: StreamId) -> tuple[int, int] | None:
-    """(id, exchange time) of the highest trade id at the end of the stream.
+    """(id, exchange time) of the highest trade id at the end of the stream (the top
+    of a print's covered ids on a ``covered`` venue).
 
     Reads row groups newest first and stops after the first that holds a WebSocket
     trade: back-filled rows appended later carry older ids. So a capture restarting on a
     long stream reads one row group, not the stream.
     """
     parser = parser_for(sid.venue)
+    mode = trade_ids(sid.venue)
     best: tuple[int, int] | None = None
     for entry in reversed(log.manifest(sid)):
         path = layout.stream_dir(log.root, sid) / layout.SEGMENTS / entry.segment
@@ -83,13 +101,30 @@ def last_trade(log: RawLog, sid: StreamId) -> tuple[int, int] | None:
                 for payload, source in zip(payloads, sources, strict=True):
                     for trade in parser.parse(payload).trades:
                         saw_ws = saw_ws or source == "ws"
-                        if best is None or trade.trade_id > best[0]:
-                            best = (trade.trade_id, trade.ts_ms)
+                        top = id_span(trade, mode)[1]
+                        if best is None or top > best[0]:
+                            best = (top, trade.ts_ms)
                 if saw_ws:
                     return best
         except (OSError, pa.ArrowException) as exc:
             raise StorageError(f"cannot read segment {path}: {exc}") from exc
     return best
+
+
+def _capture_event(payload: bytes) -> ControlFact | None:
+    """A control event the capture wrote, or None for a venue's own control message kept
+    in the control stream (an ack, a heartbeat, a text ``pong``)."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    # The capture's events always carry their clock reading; no venue's message has ts_ms.
+    if not isinstance(body, dict):
+        return None
+    event, ts = body.get("event"), body.get("ts_ms")
+    if isinstance(event, str) and isinstance(ts, int) and not isinstance(ts, bool):
+        return ControlFact(ts, event)
+    return None
 
 
 def controls(log: RawLog, venue: str, symbol: str) -> list[ControlFact]:
@@ -98,11 +133,11 @@ def controls(log: RawLog, venue: str, symbol: str) -> list[ControlFact]:
     if sid not in log.stream_ids():
         return []
     out = []
-    for batch in scan(log, [sid], columns=["payload_raw", "event_ts_ingest_ms"]):
-        ingest = batch.column("event_ts_ingest_ms").to_pylist()
-        for payload, ts in zip(batch.column("payload_raw").to_pylist(), ingest, strict=True):
-            body = json.loads(payload)
-            out.append(ControlFact(int(body.get("ts_ms", ts)), str(body.get("event", ""))))
+    for batch in scan(log, [sid], columns=["payload_raw"]):
+        for payload in batch.column("payload_raw").to_pylist():
+            fact = _capture_event(payload)
+            if fact is not None:
+                out.append(fact)
     return out
 
 
@@ -120,7 +155,7 @@ def scan_gaps(
         ids,
         ts,
         controls(log, sid.venue, sid.symbol),
-        ids_contiguous=sid.venue in CONTIGUOUS_IDS,
+        ids_contiguous=trade_ids(sid.venue) != "unordered",
         detected_at_ms=detected_at_ms,
         range_ms=range_ms,
     )
