@@ -189,12 +189,15 @@ def detect(
     ids_contiguous: bool,
     detected_at_ms: int,
     range_ms: tuple[int, int] | None = None,
+    stated: Sequence[tuple[int, int]] = (),
 ) -> list[Gap]:
     """Every gap of one trade stream, sorted by time then id; pure.
 
     ``ids`` / ``ts_ms``: the stream's distinct trade ids ascending with their exchange
     times; ``controls``: the symbol's control events in log order; ``range_ms``: a
-    requested ``[from, to)`` whose uncovered edges are gaps too.
+    requested ``[from, to)`` whose uncovered edges are gaps too; ``stated``: the venue's
+    own ``(exchange time, latest trade id)`` statements (Coinbase heartbeats). A stated id
+    past the last id logged is a loss no later trade showed: a gap up to that id.
     """
     gaps: list[Gap] = []
     windows = down_windows(controls)
@@ -224,6 +227,12 @@ def detect(
     if ids_contiguous:
         for j in id_jumps(ids, ts_ms):
             add(_refine(j, windows, overflows), j.id_from, j.id_to, j.ts_before, j.ts_after)
+        if ids and stated:
+            said_ts, said_id = max(stated, key=lambda s: (s[1], s[0]))
+            if said_id > ids[-1]:
+                last_ts = ts_ms[-1]
+                j = IdJump(ids[-1] + 1, said_id, min(last_ts, said_ts), max(last_ts, said_ts))
+                add(_refine(j, windows, overflows), j.id_from, j.id_to, j.ts_before, j.ts_after)
     else:
         for lo, hi, kind in windows:
             add(kind, None, None, lo, hi)

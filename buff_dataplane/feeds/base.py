@@ -56,6 +56,9 @@ class Parsed(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str | None
     event_ts_exchange_ms: int | None
     trades: tuple[Trade, ...] = ()
+    # A heartbeat's statement of the venue's latest trade id on this instrument (Coinbase
+    # ``heartbeat.last_trade_id``): a gap fact even when no later trade shows the jump.
+    stated_last_trade_id: int | None = None
 
 
 def single_trade(parsed: Parsed) -> Trade | None:

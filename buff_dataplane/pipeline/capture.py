@@ -279,6 +279,11 @@ class Capture:
                     return None
                 for trade in parsed.trades:
                     self._track(str(sid), trade)
+            if parsed.stated_last_trade_id is not None and parsed.event_ts_exchange_ms:
+                trades_sid = StreamId(self.venue, "trade", parsed.symbol)
+                self._stated(
+                    str(trades_sid), parsed.stated_last_trade_id, parsed.event_ts_exchange_ms
+                )
         except PayloadRejected as exc:
             self.log.quarantine.add(
                 venue=self.venue,
@@ -359,15 +364,28 @@ class Capture:
         if last is None:
             return
         kind = self._cause.pop(sid, "trade_id")  # whatever happened is now behind us
-        if lo <= last[0] + 1:
+        if lo > last[0] + 1:
+            self._candidate(sid, kind, last, lo - 1, ts_ms)
+
+    def _stated(self, sid: str, said_id: int, ts_ms: int) -> None:
+        """A heartbeat states the venue's latest trade id: past the highest seen, the ids
+        between are a gap candidate now, not when (or if) a later trade shows the jump."""
+        last = self._last.get(sid)
+        if last is None or said_id <= last[0] or self._ids != "contiguous":
             return
+        self._last[sid] = (said_id, max(last[1], ts_ms))
+        self._candidate(sid, self._cause.pop(sid, "trade_id"), last, said_id, ts_ms)
+
+    def _candidate(self, sid: str, kind: str, last: tuple[int, int], id_to: int, ts: int) -> None:
+        """Ids after ``last`` (id, time) up to ``id_to`` are missing as of exchange time
+        ``ts``: a gap candidate, recorded if still missing after the grace period."""
         gap = new_gap(
             sid,
             kind,
             id_from=last[0] + 1,
-            id_to=lo - 1,
-            ts_from_ms=min(last[1], ts_ms),
-            ts_to_ms=max(last[1], ts_ms),
+            id_to=id_to,
+            ts_from_ms=min(last[1], ts),
+            ts_to_ms=max(last[1], ts),
             detected_at_ms=self.clock(),
         )
         self.gap_stats["found"] += 1

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from buff_dataplane.core.errors import StorageError
+from buff_dataplane.core.errors import PayloadRejected, StorageError
 from buff_dataplane.core.gaps import ControlFact, Gap, detect
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.core.trades import COVERED, Trade, content_digest
@@ -158,4 +158,27 @@ def scan_gaps(
         ids_contiguous=trade_ids(sid.venue) != "unordered",
         detected_at_ms=detected_at_ms,
         range_ms=range_ms,
+        stated=stated_ids(log, sid.venue, sid.symbol),
     )
+
+
+def stated_ids(log: RawLog, venue: str, symbol: str) -> list[tuple[int, int]]:
+    """(exchange time, id) of every venue heartbeat in the symbol's control stream that
+    states the latest trade id (Coinbase ``last_trade_id``), in log order."""
+    sid = StreamId(venue, "control", symbol)
+    if sid not in log.stream_ids():
+        return []
+    parser = parser_for(venue)
+    out = []
+    for batch in scan(log, [sid], columns=["payload_raw"]):
+        for payload in batch.column("payload_raw").to_pylist():
+            if _capture_event(payload) is not None:
+                continue
+            try:
+                parsed = parser.parse(payload)
+            except PayloadRejected:
+                continue  # stored as the venue sent it; not a statement of ids
+            said = parsed.stated_last_trade_id
+            if said is not None and parsed.event_ts_exchange_ms is not None:
+                out.append((parsed.event_ts_exchange_ms, said))
+    return out

@@ -141,11 +141,6 @@ def _l2update(body: bytes) -> _Read:
     return m.product_id, iso_ms(m.time, ".time")
 
 
-def _heartbeat(body: bytes) -> _Read:
-    m = decode(wire.HEARTBEAT, body)
-    return m.product_id, iso_ms(m.time, ".time")
-
-
 def _subscriptions(body: bytes) -> _Read:
     decode(wire.SUBSCRIPTIONS, body)
     return None, None
@@ -160,7 +155,6 @@ _READERS: Final[Mapping[str, Callable[[bytes], _Read]]] = {
     "ticker": _ticker,
     "snapshot": _snapshot,
     "l2update": _l2update,
-    "heartbeat": _heartbeat,
     "subscriptions": _subscriptions,
     "error": _error,
 }
@@ -254,6 +248,16 @@ class CoinbaseParser(TableParser):
             symbol = self.to_canonical(m.product_id)
             trade = _match_trade(m, m.trade_id, "")
             return trade_message(type_, m.product_id, symbol, (trade,), "")
+        if type_ == "heartbeat":  # its last_trade_id is a gap fact (core.gaps.detect)
+            hb = decode(wire.HEARTBEAT, payload)
+            return Parsed(
+                kind="heartbeat",
+                channel="control",
+                venue_symbol=hb.product_id,
+                symbol=self.to_canonical(hb.product_id),
+                event_ts_exchange_ms=iso_ms(hb.time, ".time"),
+                stated_last_trade_id=hb.last_trade_id,
+            )
         reader = _READERS.get(type_)
         if reader is None:
             raise PayloadRejected("unknown_message", f"type {show(type_)}")

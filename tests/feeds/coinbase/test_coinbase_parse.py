@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from buff_dataplane.core.errors import PayloadRejected
@@ -75,7 +76,9 @@ ACCEPTED: dict[str, Parsed] = {
     "ticker.json": other("ticker", "book_ticker", 1618677810244, "BAND-GBP"),
     "snapshot.json": other("snapshot", "depth", None, "SKL-GBP"),
     "l2update.json": other("l2update", "depth", 1618677817075, "SKL-BTC"),
-    "heartbeat.json": other("heartbeat", "control", 1415348368464, "BTC-USD"),
+    "heartbeat.json": msgspec.structs.replace(
+        other("heartbeat", "control", 1415348368464, "BTC-USD"), stated_last_trade_id=20
+    ),
     "subscriptions.json": other("subscription_ack", "control", None),
     "subscriptions_doc.json": other("subscription_ack", "control", None),
     "error.json": other("error", "control", None),
