@@ -14,7 +14,7 @@ import typer
 from buff_dataplane.cli import app
 from buff_dataplane.cli.common import DataOpt, JsonOpt, err, print_json
 from buff_dataplane.core.errors import EXIT_OK, ValidationError
-from buff_dataplane.core.ids import StreamId, validate_venue
+from buff_dataplane.core.ids import StreamId
 
 
 def _csv(value: str, what: str) -> list[str]:
@@ -26,8 +26,10 @@ def _csv(value: str, what: str) -> list[str]:
 
 @app.command("capture")
 def capture_cmd(
-    venue: Annotated[str, typer.Option(help="Venue to record (binance-usdm).")],
-    symbols: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. BTC-USDT-PERP.")],
+    venue: Annotated[str, typer.Option(help="Venue to record: binance-usdm or binance-spot.")],
+    symbols: Annotated[
+        str, typer.Option(help="Comma-separated symbols, e.g. BTC-USDT-PERP (spot: BTC-USDT).")
+    ],
     channels: Annotated[
         str, typer.Option(help="Comma-separated channels: trade, book_ticker, mark_price.")
     ] = "trade",
@@ -75,13 +77,13 @@ def capture_cmd(
     the same streams with ingest_seq continuing. Connection events are written to the
     `control` channel; refused frames are quarantined.
     """
-    from buff_dataplane.feeds.binance_usdm import ws as binance_ws
     from buff_dataplane.feeds.rest_registry import default_rest_endpoint, rest_venues
+    from buff_dataplane.feeds.ws_registry import ws_adapter_for
     from buff_dataplane.pipeline.backfill import BackfillConfig
     from buff_dataplane.pipeline.capture import Capture, CaptureConfig
     from buff_dataplane.storage.log import open_log
 
-    validate_venue(venue)
+    adapter = ws_adapter_for(venue)
     quiet = (
         tuple(sorted(str(StreamId.parse(x)) for x in _csv(expected_silence, "expected-silence")))
         if expected_silence is not None
@@ -109,7 +111,7 @@ def capture_cmd(
             venue=venue,
             symbols=syms,
             channels=chans,
-            endpoint=endpoint or binance_ws.DEFAULT_ENDPOINT,
+            endpoint=endpoint or adapter.default_endpoint,
             config=config,
         )
         server = _metrics(capture, metrics_port) if metrics_port else None
@@ -150,18 +152,17 @@ async def _run(capture: Any, duration: float | None, rest: str | None, venue: st
 
 
 def _check_symbols(rest: str, venue: str, symbols: list[str]) -> None:
-    """Refuse symbols the venue does not list as trading (exchangeInfo)."""
-    import httpx
-
-    from buff_dataplane.core.errors import FeedError
+    """Refuse symbols the venue does not list as trading (its REST client's symbols())."""
     from buff_dataplane.feeds.registry import parser_for
+    from buff_dataplane.feeds.rest_common import RestPolicy
+    from buff_dataplane.feeds.rest_registry import history_for
+
+    async def trading() -> set[str]:
+        async with history_for(venue, rest, RestPolicy(max_attempts=2)) as client:
+            return set(await client.symbols())
 
     parser = parser_for(venue)
-    try:
-        response = httpx.get(f"{rest.rstrip('/')}/fapi/v1/exchangeInfo", timeout=10)
-        listed = {s["symbol"] for s in response.json()["symbols"] if s.get("status") == "TRADING"}
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        raise FeedError(f"cannot read exchangeInfo from {rest}: {exc}") from exc
+    listed = asyncio.run(trading())
     for sym in symbols:
         if parser.to_venue(sym) not in listed:
             raise ValidationError(
@@ -179,6 +180,9 @@ def _metrics(capture: object, port: int) -> Any:
 def sim_cmd(
     host: Annotated[str, typer.Option(help="Address to bind (loopback only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8765,
+    venue: Annotated[
+        str, typer.Option(help="Venue protocol to speak: binance-usdm or binance-spot.")
+    ] = "binance-usdm",
     seed: Annotated[int, typer.Option(help="Seed of the trade tape.")] = 1,
     rate: Annotated[float, typer.Option(min=0.1, help="Mean trades per second per symbol.")] = 20.0,
     symbols: Annotated[str, typer.Option(help="Venue symbols, comma-separated.")] = "BTCUSDT",
@@ -188,12 +192,13 @@ def sim_cmd(
         str, typer.Option(help="realtime (trades at their tape times) or max (benchmarks).")
     ] = "realtime",
 ) -> int:
-    """Run the Binance USD-M exchange simulator (WebSocket + REST on one port)."""
+    """Run the exchange simulator of a venue (WebSocket + REST on one port)."""
     from buff_dataplane.sim.server import ExchangeSim, SimConfig
 
     if not (host.startswith("127.") or host in ("localhost", "::1")):
         raise ValidationError(f"--host {host}: the simulator binds loopback addresses only")
     config = SimConfig(
+        venue=venue,
         symbols=tuple(_csv(symbols, "symbols")),
         seed=seed,
         rate=rate,

@@ -15,7 +15,11 @@ owns the socket's life:
   half-open and replaced;
 * **planned rotation** before the venue's connection lifetime: the new connection is
   opened and subscribed first, the old one closed after, so nothing is lost (the overlap
-  is de-duplicated downstream by trade id).
+  is de-duplicated downstream by trade id);
+* an optional **application-level keep-alive** (:class:`~buff_dataplane.feeds.ws_base.
+  Keepalive`, e.g. Bybit's ``{"op":"ping"}``): its text is sent every interval while a
+  connection is up. It never counts as traffic: a connection whose venue stops sending
+  is still replaced after the silence timeout.
 
 Every transition is reported through ``on_event(kind, fields)`` so the capture can write
 control events: downtime windows are facts in the log.
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from buff_dataplane.core.errors import FeedError
+from buff_dataplane.feeds.ws_base import Keepalive
 
 AUTH_CODES = frozenset({1008, 4401, 4403})
 RATE_LIMIT_CODES = frozenset({1013, 4429})
@@ -119,6 +124,7 @@ class ConnectionManager:
         overlap_s: float = 2.0,
         clock_ms: Callable[[], int] = _wall_ms,
         rng: random.Random | None = None,
+        keepalive: Keepalive | None = None,
     ) -> None:
         self.url = url
         self.name = name
@@ -131,6 +137,8 @@ class ConnectionManager:
         self.lifetime_s = lifetime_s
         self.stable_after_s = stable_after_s
         self.overlap_s = overlap_s
+        self.keepalive = keepalive
+        self.keepalives_sent = 0
         self._clock = clock_ms
         self._rng = rng or random.Random(0)
         self.state = "DISCONNECTED"
@@ -203,24 +211,38 @@ class ConnectionManager:
             await self._after_close(code, reason, generation=self.generation)
 
     async def _pump(self, ws: Socket, gen: int) -> tuple[int | None, str]:
-        """Read frames until the connection ends; rotate or drop it when due."""
+        """Read frames until the connection ends; rotate, ping or drop it when due."""
         rotate_at = (
             self._clock() + int(self.lifetime_s * 1000) if self.lifetime_s is not None else None
         )
+        # Silence and keep-alive run on the loop's monotonic clock: only received frames
+        # move the silence deadline, so pinging a half-open socket does not hide it.
+        loop = asyncio.get_running_loop()
+        silent_at = loop.time() + self.silence_timeout_s
+        ping_at = loop.time() + self.keepalive.interval_s if self.keepalive else None
         while not self._stopping:
-            timeout = self.silence_timeout_s
+            if ping_at is not None and loop.time() >= ping_at:  # before recv: a busy feed
+                ping_at = await self._ping(ws)  # may never let recv() time out
+            timeout = silent_at - loop.time()
             if rotate_at is not None:
-                timeout = min(timeout, max(0.0, (rotate_at - self._clock()) / 1000))
+                timeout = min(timeout, (rotate_at - self._clock()) / 1000)
+            if ping_at is not None:
+                timeout = min(timeout, ping_at - loop.time())
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that races with a completed recv(), and a busy feed then never stops.
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(max(0.0, timeout)):
                     message = await ws.recv()
             except TimeoutError:
                 if rotate_at is not None and self._clock() >= rotate_at:
                     ws, gen = await self._rotate(ws, gen)
                     rotate_at = self._clock() + int((self.lifetime_s or 0) * 1000)
+                    silent_at = loop.time() + self.silence_timeout_s
+                    if self.keepalive is not None:
+                        ping_at = loop.time() + self.keepalive.interval_s
                     continue
+                if loop.time() < silent_at:
+                    continue  # a keep-alive is due (or the rotation's clock is not there yet)
                 self._retire(gen)
                 with contextlib.suppress(Exception):
                     await ws.close(4000, "silence timeout")
@@ -229,8 +251,17 @@ class ConnectionManager:
                 self._retire(gen)
                 return ws.close_code, ws.close_reason or "connection closed"
             self.last_message_ms = self._clock()
+            silent_at = loop.time() + self.silence_timeout_s
             await self.deliver(gen, message)
         return None, "stopped"
+
+    async def _ping(self, ws: Socket) -> float:
+        """Send the keep-alive text; the time the next one is due."""
+        assert self.keepalive is not None
+        with contextlib.suppress(Exception):  # a dead socket: its recv() says so next
+            await ws.send(self.keepalive.message)
+            self.keepalives_sent += 1
+        return asyncio.get_running_loop().time() + self.keepalive.interval_s
 
     async def deliver(self, gen: int, message: str | bytes) -> None:
         """Pass a frame on if its generation is live; count and drop it otherwise."""

@@ -1,22 +1,65 @@
 """The REST history client of each venue: :func:`history_for` (an async context manager).
 
 It owns the ``httpx.AsyncClient`` it opens; tests and the capture may instead build a
-venue client over their own client.
+venue client over their own client. A client is a :class:`HistoryClient`: what back-fill
+(:class:`~buff_dataplane.pipeline.backfill.TradeHistory`), the cross-check
+(:class:`~buff_dataplane.pipeline.crosscheck.KlineSource`) and the capture's symbol check
+use, built from ``(client, base_url, policy)``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar, Final, Protocol
 
 import httpx
 
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.ids import validate_venue
+from buff_dataplane.feeds.binance_spot.rest import BinanceSpotRest
 from buff_dataplane.feeds.binance_usdm.rest import BinanceUsdmRest
-from buff_dataplane.feeds.rest_common import RestPolicy
+from buff_dataplane.feeds.rest_common import Kline, RestPolicy, RestStats
 
-_CLIENTS = {BinanceUsdmRest.venue: BinanceUsdmRest}
+
+class HistoryClient(Protocol):
+    """A venue's REST history: trades for back-fill, klines for cross-checks, symbols."""
+
+    venue: ClassVar[str]
+    default_base_url: ClassVar[str]
+    retention_ms: ClassVar[int]
+    max_window_ms: ClassVar[int]
+    page_limit: ClassVar[int]
+    intervals: ClassVar[tuple[str, ...]]
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, policy: RestPolicy) -> None: ...
+
+    @property
+    def stats(self) -> RestStats: ...
+
+    async def server_time(self) -> int: ...
+
+    async def symbols(self) -> list[str]: ...
+
+    async def agg_trades(
+        self,
+        venue_symbol: str,
+        *,
+        from_id: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 1000,
+    ) -> Any: ...
+
+    async def klines(
+        self, venue_symbol: str, interval: str, start_ms: int, end_ms: int
+    ) -> list[Kline]: ...
+
+
+_CLIENTS: Final[Mapping[str, type[HistoryClient]]] = {
+    BinanceSpotRest.venue: BinanceSpotRest,
+    BinanceUsdmRest.venue: BinanceUsdmRest,
+}
 
 
 def rest_venues() -> tuple[str, ...]:
@@ -28,7 +71,7 @@ def default_rest_endpoint(venue: str) -> str:
     return _client_class(venue).default_base_url
 
 
-def _client_class(venue: str) -> type[BinanceUsdmRest]:
+def _client_class(venue: str) -> type[HistoryClient]:
     validate_venue(venue)
     try:
         return _CLIENTS[venue]
@@ -42,7 +85,7 @@ def _client_class(venue: str) -> type[BinanceUsdmRest]:
 @contextlib.asynccontextmanager
 async def history_for(
     venue: str, endpoint: str | None = None, policy: RestPolicy | None = None
-) -> AsyncIterator[BinanceUsdmRest]:
+) -> AsyncIterator[HistoryClient]:
     """A REST client of ``venue`` at ``endpoint`` (default: the venue's own URL)."""
     cls = _client_class(venue)
     base = endpoint or cls.default_base_url

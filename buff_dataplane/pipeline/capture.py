@@ -1,7 +1,9 @@
 """``buff capture``: record a venue's WebSocket feeds into the raw log.
 
-Tasks, all owned by one ``asyncio.TaskGroup``: one connection manager per planned
-connection (reading frames into a bounded queue), one writer (draining the queue in
+Venue-neutral: the venue's WebSocket adapter (:func:`~buff_dataplane.feeds.ws_registry.
+ws_adapter_for`) plans the connections and says what to send on each; its parser reads
+the frames. Tasks, all owned by one ``asyncio.TaskGroup``: one connection manager per
+planned connection (reading frames into a bounded queue), one writer (draining the queue in
 bursts: parse, de-duplicate, quarantine, ``append_batch``), one committer (time-based
 group commits), one status publisher. The queue never drops: when it is full the socket
 readers wait (backpressure) and an ``overflow`` control event is written, so the stall is
@@ -35,9 +37,9 @@ from buff_dataplane.core.gaps import Gap, new_gap
 from buff_dataplane.core.ids import StreamId, validate_symbol
 from buff_dataplane.core.trades import COVERED, Trade, content_digest
 from buff_dataplane.core.venues import id_span, trade_ids
-from buff_dataplane.feeds.binance_usdm import ws as binance_ws
 from buff_dataplane.feeds.connection import ConnectionManager, Socket, websockets_connect
 from buff_dataplane.feeds.registry import parser_for
+from buff_dataplane.feeds.ws_registry import ws_adapter_for
 from buff_dataplane.pipeline.backfill import BackfillConfig, Backfiller, TradeHistory, open_gaps
 from buff_dataplane.pipeline.log_facts import last_trade
 from buff_dataplane.storage.gap_ledger import GapLedger
@@ -68,7 +70,7 @@ class CaptureConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     dedup_ttl_s: int = 300
     dedup_entries: int = 200_000
     status_interval_ms: int = 2_000
-    rotate_after_s: int = binance_ws.ROTATE_AFTER_S
+    rotate_after_s: int = 86_400  # at most: the venue adapter's rotate_after_s when shorter
     stale_after_s: int = 10
     connect_grace_s: int = 15
     expected_silence: tuple[str, ...] = ()  # stream ids allowed to be quiet (no alarm)
@@ -128,10 +130,7 @@ class Capture:
         connect: Callable[[str], Any] = websockets_connect,
         history: TradeHistory | None = None,
     ) -> None:
-        if venue != binance_ws.VENUE:
-            raise ValidationError(
-                f"live capture supports {binance_ws.VENUE} only so far, not {venue}"
-            )
+        self.adapter = ws_adapter_for(venue)
         self.log = log
         self.venue = venue
         self.parser = parser_for(venue)
@@ -141,7 +140,7 @@ class Capture:
             raise ValidationError("no symbols to capture")
         self.venue_symbols = {self.parser.to_venue(s): s for s in self.symbols}
         self.channels = sorted(set(channels))
-        self.plans = binance_ws.plan_connections(sorted(self.venue_symbols), self.channels)
+        self.plans = list(self.adapter.plan_connections(sorted(self.venue_symbols), self.channels))
         self.endpoint = endpoint
         self.config = config or CaptureConfig()
         self.clock = clock_ms
@@ -179,10 +178,10 @@ class Capture:
         plan = self.plans[plan_index] if plan_index >= 0 else None
         body = {"event": kind, "venue": self.venue, "ts_ms": now, **fields}
         if plan is not None:
-            body["connection"] = f"{plan.route}#{plan_index}"
+            body["connection"] = plan.name
         payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         symbols = (
-            sorted({self.venue_symbols[s.split("@")[0].upper()] for s in plan.streams})
+            sorted({self.venue_symbols[s] for s in plan.venue_symbols})
             if plan is not None
             else self.symbols
         )
@@ -211,18 +210,24 @@ class Capture:
             await self.queue.put((index, gen, message, recv_ms))
 
         async def on_connected(ws: Socket, gen: int) -> None:
-            await ws.send(plan.subscribe(gen))
+            messages = plan.subscribe(gen)
+            for message in messages:
+                await ws.send(message)
+            if not messages:  # the URL subscribed: data flows from the connection on
+                self._control(index, "subscribed", {"generation": gen, "ack": None})
 
+        lifetimes = [self.config.rotate_after_s, self.adapter.rotate_after_s]
         return ConnectionManager(
             plan.url(self.endpoint),
-            name=f"{self.venue} {plan.route}#{index}",
+            name=f"{self.venue} {plan.name}",
             on_message=on_message,
             on_event=lambda kind, fields: self._control(index, kind, fields),
             on_connected=on_connected,
             connect=self._connect,
             silence_timeout_s=self.config.silence_timeout_s,
-            lifetime_s=self.config.rotate_after_s,
+            lifetime_s=min(s for s in lifetimes if s is not None),
             clock_ms=self.clock,
+            keepalive=self.adapter.keepalive,
         )
 
     # -- writing ----------------------------------------------------------------------------
@@ -291,7 +296,7 @@ class Capture:
                 reason=exc.reason,
                 detail=exc.detail,
                 received_ms=recv_ms,
-                origin=f"ws:{self.plans[index].route}#{index}:g{gen}",
+                origin=f"ws:{self.plans[index].name}:g{gen}",
             )
             self.stats.quarantined[exc.reason] += 1
             return None

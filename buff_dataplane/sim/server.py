@@ -1,15 +1,12 @@
-"""A Binance USD-M exchange simulator on loopback: real WebSocket and HTTP on one port.
+"""An exchange simulator on loopback: real WebSocket and HTTP on one port, in a venue's
+dialect.
 
-WebSocket, as the venue routes it: ``/market/stream?streams=btcusdt@aggTrade/...``
-(combined-stream wrapper) and ``/market/ws/<stream>`` (raw), ``/public/...`` likewise;
-``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` answered as the venue does;
-protocol pings every ``ping_interval_s``. Streams: ``<sym>@aggTrade``, ``<sym>@bookTicker``
-(one per trade), ``<sym>@markPrice`` (every second, with the funding rate).
-
-HTTP: ``GET /fapi/v1/aggTrades`` (fromId, startTime/endTime with the < 1 h rule, limit
-<= 1000, weight 20 and ``X-MBX-USED-WEIGHT-1M``, 429 with ``Retry-After`` past the weight
-limit), ``/fapi/v1/klines`` (the venue's 12-column layout, built from the same tape),
-``/fapi/v1/exchangeInfo``, ``/fapi/v1/time``.
+``SimConfig(venue=...)`` chooses the dialect (:mod:`buff_dataplane.sim.dialects`):
+``binance-usdm`` (the default) or ``binance-spot``. The dialect speaks the venue: its
+WebSocket paths, subscribe protocol and message renderings, and its REST endpoints
+(for Binance: aggTrades, klines, exchangeInfo, time, with the request-weight header and
+429 past the weight limit). This module owns what every dialect shares: the protocol
+pings, pacing, and fault injection.
 
 Everything comes from one seeded tape per symbol (:mod:`buff_dataplane.sim.tape`),
 anchored at the simulator's start: a trade is sent when the clock reaches its time, and
@@ -18,7 +15,7 @@ whatever a capture misses can be found and repaired. Faults (:mod:`.faults`) inc
 ``drop:N@AT`` (N trades never sent over WebSocket but served by REST: a repairable hole)
 and ``restconflict:K`` (REST serves the K-th tape trade with another quantity).
 
-``sim.rest_requests`` counts HTTP requests; ``sim.sent_ids`` the aggTrade ids sent over
+``sim.rest_requests`` counts HTTP requests; ``sim.sent_ids`` the trade ids sent over
 WebSocket; ``sim.happened(symbol)`` is the tape up to now. A tape wholly in the past
 (``SimConfig(start_ms=..., duration_s=...)`` ending before now) gives REST its whole
 history at once; a ``clock`` may be injected to drive the REST weight window.
@@ -29,27 +26,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from buff_dataplane.core.bars import TIMEFRAMES
-from buff_dataplane.sim.binance_usdm import agg_trade_message, rest_agg_trade_item
+from buff_dataplane.sim.dialects import Dialect, Subscription, dialect_for
+from buff_dataplane.sim.dialects.binance import klines
 from buff_dataplane.sim.faults import FaultPlan, WsFault, parse_faults
+from buff_dataplane.sim.http import respond
 from buff_dataplane.sim.tape import TapeSpec, TapeTrade, generate
 
-WEIGHT_LIMIT_1M = 2400
-AGG_TRADES_WEIGHT = 20
-INTERVALS_MS = {name: ms for name, ms in TIMEFRAMES.items() if name != "1s"}  # the venue's
+__all__ = ["ExchangeSim", "SimConfig", "klines", "wall_ms"]
 
 
 def wall_ms() -> int:
@@ -58,22 +51,28 @@ def wall_ms() -> int:
 
 @dataclass
 class SimConfig:
+    """The simulator's settings; None takes the dialect's value (the venue's)."""
+
     symbols: tuple[str, ...] = ("BTCUSDT",)  # venue symbols
     seed: int = 1
     rate: float = 20.0  # mean trades per second per symbol
     duration_s: float = 3_600.0
     faults: str = ""
-    ping_interval_s: float = 180.0
+    ping_interval_s: float | None = None  # also the pong timeout when given
     mark_price_interval_s: float = 1.0
-    weight_limit_1m: int = WEIGHT_LIMIT_1M
+    weight_limit_1m: int | None = None
     start_ms: int | None = None  # tape start (default: the clock when the simulator starts)
     pace: str = "realtime"  # or "max": send the tape as fast as the socket takes it
+    venue: str = "binance-usdm"  # the dialect
+
+    def __post_init__(self) -> None:
+        dialect_for(self.venue)  # refuse a venue the simulator cannot speak, now
 
 
 @dataclass
 class _Conn:
     number: int
-    streams: set[str] = field(default_factory=set)
+    sub: Subscription
     trades_sent: int = 0
     last_sent: list[bytes] = field(default_factory=list)
 
@@ -83,6 +82,7 @@ class ExchangeSim:
 
     def __init__(self, config: SimConfig | None = None, clock: Callable[[], int] = wall_ms) -> None:
         self.config = config or SimConfig()
+        self.dialect: Dialect = dialect_for(self.config.venue)
         self.clock = clock
         self.plan: FaultPlan = parse_faults(self.config.faults)
         self.tapes: dict[str, list[TapeTrade]] = {}
@@ -117,13 +117,14 @@ class ExchangeSim:
             )
             self.sent_ids[sym] = []
         self.host = host
+        ping = cfg.ping_interval_s
         self._server = await serve(
             self._handle,
             host,
             port,
             process_request=self._process_request,
-            ping_interval=cfg.ping_interval_s,
-            ping_timeout=cfg.ping_interval_s,
+            ping_interval=ping if ping is not None else self.dialect.ping_interval_s,
+            ping_timeout=ping if ping is not None else self.dialect.ping_timeout_s,
             max_size=1 << 20,
         )
         sock = next(iter(self._server.sockets))
@@ -161,15 +162,15 @@ class ExchangeSim:
 
     async def _handle(self, ws: ServerConnection) -> None:
         self._conns += 1
-        conn = _Conn(self._conns)
         path = urlsplit(ws.request.path if ws.request else "/")
-        conn.streams |= _streams_of(path.path, path.query)
+        conn = _Conn(self._conns, self.dialect.open(path.path, path.query) or Subscription())
         sender = asyncio.create_task(self._play(ws, conn))
         self._players.add(sender)
         sender.add_done_callback(self._players.discard)
         try:
             async for message in ws:
-                await self._control(ws, conn, message)
+                for reply in self.dialect.control(conn.sub, message):
+                    await ws.send(reply)
         except ConnectionClosed:
             pass
         finally:
@@ -178,38 +179,19 @@ class ExchangeSim:
                 await sender
             self._previous_tail = conn.last_sent[-1000:]
 
-    async def _control(self, ws: ServerConnection, conn: _Conn, message: str | bytes) -> None:
-        try:
-            req = json.loads(message)
-            method, rid = req["method"], req.get("id")
-            params = req.get("params", [])
-        except (ValueError, KeyError, TypeError):
-            await ws.send(json.dumps({"code": 2, "msg": "Invalid request: malformed JSON"}))
-            return
-        if method == "SUBSCRIBE":
-            conn.streams |= {p for p in params if isinstance(p, str)}
-            await ws.send(json.dumps({"result": None, "id": rid}))
-        elif method == "UNSUBSCRIBE":
-            conn.streams -= set(params)
-            await ws.send(json.dumps({"result": None, "id": rid}))
-        elif method == "LIST_SUBSCRIPTIONS":
-            await ws.send(json.dumps({"result": sorted(conn.streams), "id": rid}))
-        else:
-            await ws.send(json.dumps({"code": 2, "msg": f"Invalid request: {method}", "id": rid}))
-
     def _merged(self, from_ms: int) -> Iterator[TapeTrade]:
         tapes = [(t for t in tape if t.ts_ms >= from_ms) for _, tape in sorted(self.tapes.items())]
         return heapq.merge(*tapes, key=lambda t: (t.ts_ms, t.symbol, t.agg_id))
 
     async def _play_max(self, ws: ServerConnection, conn: _Conn) -> None:
         """Benchmark pace: the tape in bursts of pre-built frames, no clock, no faults."""
-        while not conn.streams:
+        while not conn.sub.streams:
             await asyncio.sleep(0.01)
         batch: list[bytes] = []
         for trade in self._merged(0):
-            if f"{trade.symbol.lower()}@aggTrade" not in conn.streams:
+            if not self.dialect.wants(conn.sub, "trade", trade.symbol):
                 continue
-            batch.append(agg_trade_message(trade))
+            batch.append(self.dialect.trade_frame(conn.sub, trade))
             self.sent_ids[trade.symbol].append(trade.agg_id)
             if len(batch) >= 500:
                 await _send_burst(ws, batch)
@@ -239,15 +221,15 @@ class ExchangeSim:
                 if trade.ts_ms <= now:
                     break
                 await asyncio.sleep(max(1, min(trade.ts_ms, next_mark) - now) / 1000)
-            sym = trade.symbol.lower()
-            if not silent and f"{sym}@bookTicker" in conn.streams:
-                await ws.send(_book_ticker(trade))
-            if silent or f"{sym}@aggTrade" not in conn.streams:
+            sub = conn.sub
+            if not silent and self.dialect.wants(sub, "book_ticker", trade.symbol):
+                await ws.send(self.dialect.book_ticker_frame(sub, trade))
+            if silent or not self.dialect.wants(sub, "trade", trade.symbol):
                 continue
             if drop_left > 0:  # a "drop" fault: never sent, still on the tape (REST has it)
                 drop_left -= 1
                 continue
-            frame = agg_trade_message(trade)
+            frame = self.dialect.trade_frame(sub, trade)
             conn.trades_sent += 1
             n = conn.trades_sent
             if hold_left > 0:  # a "late" fault holds these back
@@ -275,7 +257,7 @@ class ExchangeSim:
                 await ws.send(frame[: len(frame) // 2].decode())
             elif fault.name == "conflict":
                 changed = replace(trade, qty=str(Decimal(trade.qty) + Decimal("0.001")))
-                await ws.send(agg_trade_message(changed).decode())
+                await ws.send(self.dialect.trade_frame(sub, changed).decode())
         await asyncio.Future()  # the tape ran out: stay connected, send nothing more
 
     def _fault_at(self, n: int) -> WsFault | None:
@@ -296,10 +278,10 @@ class ExchangeSim:
 
     async def _send_marks(self, ws: ServerConnection, conn: _Conn, now: int) -> None:
         for symbol in sorted(self.tapes):
-            if f"{symbol.lower()}@markPrice" in conn.streams:
+            if self.dialect.wants(conn.sub, "mark_price", symbol):
                 last = self._last_price(symbol, now)
                 if last is not None:
-                    await ws.send(_mark_price(symbol, last, now))
+                    await ws.send(self.dialect.mark_price_frame(conn.sub, symbol, last, now))
 
     def _last_price(self, symbol: str, now: int) -> str | None:
         price = None
@@ -312,178 +294,45 @@ class ExchangeSim:
     # -- HTTP ------------------------------------------------------------------------------
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return None
-        self.rest_requests += 1
         url = urlsplit(request.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if self.dialect.open(url.path, url.query) is not None:
+                return None
+            return self.dialect.rest(self, ws, url.path, query)  # no such path: its 404
+        self.rest_requests += 1
         if "restslow" in self.plan.rest:
             await asyncio.sleep(self.plan.rest["restslow"] / 1000)
         if self.plan.take_rest("resthtml"):
-            return _respond(ws, 200, "<html><body>maintenance</body></html>", "text/html")
+            return respond(ws, 200, "<html><body>maintenance</body></html>", "text/html")
         for name, status in (("rest418", 418), ("rest429", 429)):
             if self.plan.take_rest(name):
-                return _error(ws, status, -1003, "Too many requests.", retry_after=1)
+                return self.dialect.failure(ws, status)
         if self.plan.take_rest("rest5xx"):
-            return _error(ws, 503, -1001, "Service unavailable.")
-        if url.path == "/fapi/v1/time":
-            return _json(ws, {"serverTime": self.clock()})
-        if url.path == "/fapi/v1/exchangeInfo":
-            return _json(
-                ws,
-                {
-                    "symbols": [
-                        {"symbol": s, "status": "TRADING", "contractType": "PERPETUAL"}
-                        for s in sorted(self.tapes)
-                    ]
-                },
-            )
-        if url.path == "/fapi/v1/aggTrades":
-            return self._agg_trades(ws, query)
-        if url.path == "/fapi/v1/klines":
-            return self._klines(ws, query)
-        return _error(ws, 404, -1000, f"Unknown path {url.path}.")
+            return self.dialect.failure(ws, 503)
+        return self.dialect.rest(self, ws, url.path, query)
 
-    def _spend(self, weight: int) -> int | None:
+    def spend(self, weight: int) -> int | None:
+        """The weight used this minute after spending ``weight``; None past the limit."""
         minute = self.clock() // 60_000
         used = self._weight.get(minute, 0) + weight
         self._weight = {minute: used}
-        return used if used <= self.config.weight_limit_1m else None
+        limit = self.config.weight_limit_1m or self.dialect.weight_limit_1m
+        return used if used <= limit else None
 
-    def _agg_trades(self, ws: ServerConnection, q: dict[str, str]) -> Response:
-        used = self._spend(AGG_TRADES_WEIGHT)
-        if used is None:
-            return _error(ws, 429, -1003, "Too many requests.", retry_after=1)
-        symbol = q.get("symbol", "")
-        if symbol not in self.tapes:
-            return _error(ws, 400, -1121, "Invalid symbol.", used=used)
-        try:
-            limit = int(q.get("limit", "500"))
-            from_id = int(q["fromId"]) if "fromId" in q else None
-            start = int(q["startTime"]) if "startTime" in q else None
-            end = int(q["endTime"]) if "endTime" in q else None
-        except ValueError:
-            return _error(ws, 400, -1100, "Illegal characters found in a parameter.", used=used)
-        if not 1 <= limit <= 1000:
-            return _error(ws, 400, -1130, "Invalid data sent for a parameter.", used=used)
-        if from_id is not None and (start is not None or end is not None):
-            return _error(ws, 400, -1128, "Combination of optional parameters invalid.", used=used)
-        if start is not None and end is not None and end - start >= 3_600_000:
-            return _error(
-                ws, 400, -1127, "More than 1 hours between startTime and endTime.", used=used
-            )
-        rows = self.happened(symbol)
-        if from_id is not None:
-            rows = [t for t in rows if t.agg_id >= from_id][:limit]
-        elif start is not None or end is not None:
-            lo, hi = start or 0, end if end is not None else 1 << 62
-            rows = [t for t in rows if lo <= t.ts_ms <= hi][:limit]
-        else:
-            rows = rows[-limit:]
+    def history(self, rows: list[TapeTrade]) -> list[TapeTrade]:
+        """A REST history page as served: faults resttruncate and restconflict applied."""
         if self.plan.take_rest("resttruncate"):
             rows = rows[: len(rows) // 2]
         if "restconflict" in self.plan.rest:
             rows = [self._rest_conflict(t) for t in rows]
-        body = "[" + ",".join(rest_agg_trade_item(t).decode() for t in rows) + "]"
-        return _respond(ws, 200, body, "application/json", used=used)
+        return rows
 
     def _rest_conflict(self, t: TapeTrade) -> TapeTrade:
         """The K-th trade of its symbol's tape with another quantity (fault restconflict:K)."""
         if t.agg_id != self.tapes[t.symbol][0].agg_id + self.plan.rest["restconflict"] - 1:
             return t
         return replace(t, qty=str(Decimal(t.qty) + Decimal("0.001")))
-
-    def _klines(self, ws: ServerConnection, q: dict[str, str]) -> Response:
-        limit_n = int(q.get("limit", "500"))
-        used = self._spend(1 if limit_n < 100 else 2 if limit_n < 500 else 5)
-        if used is None:
-            return _error(ws, 429, -1003, "Too many requests.", retry_after=1)
-        symbol, interval = q.get("symbol", ""), q.get("interval", "")
-        if symbol not in self.tapes:
-            return _error(ws, 400, -1121, "Invalid symbol.", used=used)
-        if interval not in INTERVALS_MS:
-            return _error(ws, 400, -1120, "Invalid interval.", used=used)
-        return _json(
-            ws,
-            klines(
-                self.happened(symbol),
-                INTERVALS_MS[interval],
-                int(q.get("startTime", self.start_ms)),
-                int(q.get("endTime", self.clock())),
-                min(limit_n, 1500),
-            ),
-            used=used,
-        )
-
-
-def klines(
-    trades: list[TapeTrade], tf: int, start: int, end: int, limit: int
-) -> list[list[object]]:
-    """The venue's 12-column klines of ``trades`` for buckets opening in [start, end]."""
-    out: list[list[object]] = []
-    first = start - start % tf
-    by_bucket: dict[int, list[TapeTrade]] = {}
-    for t in trades:
-        by_bucket.setdefault(t.ts_ms - t.ts_ms % tf, []).append(t)
-    prev_close: str | None = None
-    for t in trades:
-        if t.ts_ms < first:
-            prev_close = t.price
-    b = first
-    last_trade = trades[-1].ts_ms if trades else first
-    while b <= end and b <= last_trade and len(out) < limit:
-        rows = by_bucket.get(b, [])
-        if rows:
-            prices = [Decimal(t.price) for t in rows]
-            vol = sum((Decimal(t.qty) for t in rows), Decimal(0))
-            quote = sum((Decimal(t.price) * Decimal(t.qty) for t in rows), Decimal(0))
-            buys = [t for t in rows if not t.buyer_maker]
-            out.append(
-                [
-                    b,
-                    rows[0].price,
-                    str(max(prices)),
-                    str(min(prices)),
-                    rows[-1].price,
-                    str(vol),
-                    b + tf - 1,
-                    str(quote),
-                    sum(t.last_id - t.first_id + 1 for t in rows),
-                    str(sum((Decimal(t.qty) for t in buys), Decimal(0))),
-                    str(sum((Decimal(t.price) * Decimal(t.qty) for t in buys), Decimal(0))),
-                    "0",
-                ]
-            )
-            prev_close = rows[-1].price
-        elif prev_close is not None:
-            out.append(
-                [
-                    b,
-                    prev_close,
-                    prev_close,
-                    prev_close,
-                    prev_close,
-                    "0",
-                    b + tf - 1,
-                    "0",
-                    0,
-                    "0",
-                    "0",
-                    "0",
-                ]
-            )
-        b += tf
-    return out
-
-
-def _streams_of(path: str, query: str) -> set[str]:
-    parts = path.strip("/").split("/")
-    if len(parts) >= 2 and parts[-2] == "ws":
-        return {parts[-1]}
-    if parts and parts[-1] == "stream":
-        streams = parse_qs(query).get("streams", [""])[-1]
-        return {s for s in streams.split("/") if s}
-    return set()
 
 
 async def _send_burst(ws: ServerConnection, frames: list[bytes]) -> None:
@@ -498,82 +347,3 @@ async def _close(ws: ServerConnection, code: int) -> None:
         ws.transport.abort()
     else:
         await ws.close(code, "simulated")
-
-
-def _book_ticker(t: TapeTrade) -> str:
-    price = Decimal(t.price)
-    bid, ask = price - Decimal("0.1"), price + Decimal("0.1")
-    return json.dumps(
-        {
-            "stream": f"{t.symbol.lower()}@bookTicker",
-            "data": {
-                "e": "bookTicker",
-                "u": t.agg_id,
-                "s": t.symbol,
-                "b": str(bid),
-                "B": "1.000",
-                "a": str(ask),
-                "A": "1.000",
-                "T": t.ts_ms,
-                "E": t.ts_ms + 1,
-            },
-        },
-        separators=(",", ":"),
-    )
-
-
-def _mark_price(symbol: str, price: str, now: int) -> str:
-    next_funding = now - now % 28_800_000 + 28_800_000
-    return json.dumps(
-        {
-            "stream": f"{symbol.lower()}@markPrice",
-            "data": {
-                "e": "markPriceUpdate",
-                "E": now,
-                "s": symbol,
-                "p": price,
-                "i": price,
-                "P": price,
-                "r": "0.00010000",
-                "T": next_funding,
-            },
-        },
-        separators=(",", ":"),
-    )
-
-
-def _respond(
-    ws: ServerConnection,
-    status: int,
-    body: str,
-    ctype: str,
-    used: int | None = None,
-    retry_after: int | None = None,
-) -> Response:
-    response = ws.respond(HTTPStatus(status), body)
-    headers = Headers(response.headers)
-    del headers["Content-Type"]  # Headers is a multi-dict: assignment would add a value
-    headers["Content-Type"] = ctype
-    if used is not None:
-        headers["X-MBX-USED-WEIGHT-1M"] = str(used)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    response.headers = headers
-    return response
-
-
-def _json(ws: ServerConnection, obj: object, used: int | None = None) -> Response:
-    return _respond(ws, 200, json.dumps(obj, separators=(",", ":")), "application/json", used)
-
-
-def _error(
-    ws: ServerConnection,
-    status: int,
-    code: int,
-    msg: str,
-    *,
-    used: int | None = None,
-    retry_after: int | None = None,
-) -> Response:
-    body = json.dumps({"code": code, "msg": msg})
-    return _respond(ws, status, body, "application/json", used, retry_after)

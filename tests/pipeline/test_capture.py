@@ -170,7 +170,7 @@ def test_sigterm_during_a_burst_exits_0_quickly_and_leaves_a_clean_log(tmp_path)
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["--venue", "kraken", "--symbols", "BTC-USD"], 2, "supports binance-usdm only"),
+        (["--venue", "kraken", "--symbols", "BTC-USD"], 2, "kraken has no WebSocket adapter"),
         (["--venue", "nope!", "--symbols", "BTC-USDT-PERP"], 2, "invalid venue"),
         (["--venue", "binance-usdm", "--symbols", "btc usdt"], 2, "invalid symbol"),
         (

@@ -13,19 +13,10 @@ out); a ``startTime``..``endTime`` span is under one hour (else the venue answer
 (48 hours, per the venue's docs of Aug 2026) cannot be queried: callers that back-fill
 older gaps record them as unresolved.
 
-A page of aggTrades comes back as an :class:`AggTradesPage`: the request exactly as sent,
-each item re-serialized canonically (its own JSON, no insignificant whitespace, key order
-and number text as sent; see :func:`~buff_dataplane.feeds.rest_common.compact_items`),
-with its aggregate id ``a`` and trade time ``T``. One item as the venue sends it::
+Pages, their checks and the decoders are :mod:`buff_dataplane.feeds.binance_rest`'s
+(shared with spot). One aggTrades item as the venue sends it::
 
     {"a":26129,"p":"0.01633102","q":"4.70443515","f":27781,"l":27781,"T":1498793709153,"m":true}
-
-Every item must pass the USD-M parser as a ``restAggTrade``, and a page must be strictly
-increasing and contiguous in ``a`` (the venue's aggregate ids are contiguous per symbol),
-at or after ``fromId`` and inside the time window asked for; anything else is a
-``bad_response`` (retried, then :class:`~buff_dataplane.feeds.rest_common.RestError`).
-A page shorter than ``limit`` is legal: callers continue from the last id + 1 until they
-pass what they need, and an empty page means there is nothing (yet) from there.
 
 Retries, ``Retry-After``, 418/429 and the per-minute weight budget (header
 ``X-MBX-USED-WEIGHT-1M``, limit 2400) are :mod:`buff_dataplane.feeds.rest_common`'s. A
@@ -42,325 +33,45 @@ Usage::
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import random
-import re
-from typing import Annotated, ClassVar, Final
+from typing import ClassVar, Final
 
-import httpx
-import msgspec
-from msgspec import Meta
-
-from buff_dataplane.core.errors import PayloadRejected, ValidationError
-from buff_dataplane.feeds.binance_schemas import PlainDec, TsMs
-from buff_dataplane.feeds.binance_usdm.parse import PARSER
-from buff_dataplane.feeds.rest_common import (
-    BadResponse,
-    Clock,
+from buff_dataplane.feeds.base import Parser
+from buff_dataplane.feeds.binance_rest import (
+    AggTradesPage,
+    BinanceRest,
     Kline,
-    RestPolicy,
-    RestSession,
-    RestStats,
-    Sleep,
-    compact_items,
-    wall_ms,
+    decode_agg_trades,
+    rejection_message,
 )
+from buff_dataplane.feeds.binance_rest import decode_klines as _decode_klines
+from buff_dataplane.feeds.binance_usdm.parse import PARSER
 
-AGG_TRADES_PATH: Final = "/fapi/v1/aggTrades"
-KLINES_PATH: Final = "/fapi/v1/klines"
-EXCHANGE_INFO_PATH: Final = "/fapi/v1/exchangeInfo"
-AGG_TRADES_WEIGHT: Final = 20
-KLINES_WEIGHT: Final = 10  # at limit > 1000
-EXCHANGE_INFO_WEIGHT: Final = 1
-WEIGHT_HEADER: Final = "X-MBX-USED-WEIGHT-1M"
 KLINE_INTERVALS: Final[tuple[str, ...]] = (
-    "1m",
-    "3m",
-    "5m",
-    "15m",
-    "30m",
-    "1h",
-    "2h",
-    "4h",
-    "6h",
-    "8h",
-    "12h",
-    "1d",
-    "3d",
-    "1w",
-    "1M",
-)
-_VENUE_SYMBOL_RE: Final = re.compile(r"[A-Z0-9]{2,40}")
+    "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M",
+)  # fmt: skip
 
-Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
-_KlineRow = tuple[
-    TsMs, PlainDec, PlainDec, PlainDec, PlainDec, PlainDec, TsMs, PlainDec, Count, PlainDec,
-    PlainDec, str,
-]  # fmt: skip
-_KLINE_ROWS: Final = msgspec.json.Decoder(list[_KlineRow])
-
-__all__ = ["AggTradesPage", "BinanceUsdmRest", "Kline", "rejection_message"]
-
-
-class AggTradesPage(msgspec.Struct, frozen=True, kw_only=True):
-    """One aggTrades response: the request as sent and its items, in id order."""
-
-    request: str  # path + query exactly as sent
-    items: tuple[bytes, ...]  # each item's canonical JSON (the back-fill's payload_raw)
-    ids: tuple[int, ...]  # aggregate trade ids `a`
-    ts_ms: tuple[int, ...]  # trade times `T`, epoch ms
-
-
-class _Error(msgspec.Struct, frozen=True):
-    code: int
-    msg: str
-
-
-class _Symbol(msgspec.Struct, frozen=True):
-    symbol: str
-    status: str
-
-
-class _ExchangeInfo(msgspec.Struct, frozen=True):
-    symbols: list[_Symbol]
-
-
-_ERROR: Final = msgspec.json.Decoder(_Error)
-_EXCHANGE_INFO: Final = msgspec.json.Decoder(_ExchangeInfo)
-
-
-def rejection_message(body: bytes) -> str | None:
-    """``-1121 Invalid symbol.`` for the venue's error body; None for anything else."""
-    try:
-        err = _ERROR.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-        return None
-    return f"{err.code} {err.msg}"
-
-
-def _venue_symbol(value: str) -> str:
-    if not isinstance(value, str) or not _VENUE_SYMBOL_RE.fullmatch(value):
-        raise ValidationError(
-            f"binance-usdm symbol {value!r} is not a venue symbol like 'BTCUSDT' (A-Z, 0-9)"
-        )
-    return value
+__all__ = ["AggTradesPage", "BinanceUsdmRest", "Kline", "_decode_klines", "rejection_message"]
 
 
 def _decode_agg_trades(
     body: bytes, request: str, lo_id: int | None, window: tuple[int, int] | None, limit: int
 ) -> AggTradesPage:
-    items = compact_items(body)
-    if len(items) > limit:
-        raise BadResponse(f"{len(items)} items for limit={limit}")
-    ids: list[int] = []
-    times: list[int] = []
-    for i, item in enumerate(items):
-        try:
-            parsed = PARSER.parse(item)
-        except PayloadRejected as exc:
-            raise BadResponse(f"item {i} is not an aggTrades item: {exc}") from exc
-        if parsed.kind != "restAggTrade" or len(parsed.trades) != 1:
-            raise BadResponse(f"item {i} is a {parsed.kind} message, not an aggTrades item")
-        ids.append(parsed.trades[0].trade_id)
-        times.append(parsed.trades[0].ts_ms)
-    for a, b in itertools.pairwise(ids):
-        if b != a + 1:
-            what = "not increasing" if b <= a else "not contiguous"
-            raise BadResponse(f"aggregate ids {what}: {a} then {b}")
-    if lo_id is not None and ids and ids[0] < lo_id:
-        raise BadResponse(f"first aggregate id {ids[0]} is before fromId={lo_id}")
-    if window is not None and times and not window[0] <= min(times) <= max(times) <= window[1]:
-        raise BadResponse(
-            f"trade times {min(times)}..{max(times)} outside the window {window[0]}..{window[1]}"
-        )
-    return AggTradesPage(request=request, items=tuple(items), ids=tuple(ids), ts_ms=tuple(times))
+    """An aggTrades body checked with the USD-M parser."""
+    return decode_agg_trades(PARSER, body, request, lo_id, window, limit)
 
 
-def _decode_klines(body: bytes) -> list[Kline]:
-    try:
-        rows = _KLINE_ROWS.decode(body)
-    except msgspec.ValidationError as exc:
-        raise BadResponse(f"not the 12-column klines: {exc}") from exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise BadResponse(f"not JSON ({exc})") from exc
-    out = [
-        Kline(
-            open_time_ms=r[0],
-            open=r[1],
-            high=r[2],
-            low=r[3],
-            close=r[4],
-            volume=r[5],
-            close_time_ms=r[6],
-            quote_volume=r[7],
-            trade_count=r[8],
-            taker_buy_volume=r[9],
-            taker_buy_quote_volume=r[10],
-        )
-        for r in rows
-    ]
-    for k in out:
-        if k.close_time_ms < k.open_time_ms:
-            raise BadResponse(f"kline {k.open_time_ms}: close time {k.close_time_ms} before open")
-    for a, b in itertools.pairwise(out):
-        if b.open_time_ms <= a.close_time_ms:
-            raise BadResponse(f"klines out of order: {a.open_time_ms} then {b.open_time_ms}")
-    return out
-
-
-def _decode_symbols(body: bytes) -> list[str]:
-    try:
-        info = _EXCHANGE_INFO.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-        raise BadResponse(f"not exchangeInfo: {exc}") from exc
-    return sorted(s.symbol for s in info.symbols if s.status == "TRADING")
-
-
-class BinanceUsdmRest:
-    """The USD-M REST endpoints this product uses, over one :class:`RestSession`.
-
-    ``weight_limit_1m`` overrides the venue's per-minute weight limit (a test simulator
-    may run with a smaller one).
-    """
+class BinanceUsdmRest(BinanceRest):
+    """The USD-M REST endpoints this product uses (see the module docstring)."""
 
     venue: ClassVar[str] = "binance-usdm"
+    parser: ClassVar[Parser] = PARSER
     default_base_url: ClassVar[str] = "https://fapi.binance.com"
+    prefix: ClassVar[str] = "/fapi/v1"
     retention_ms: ClassVar[int] = 48 * 3_600_000
     max_window_ms: ClassVar[int] = 3_600_000 - 1  # endTime - startTime must be < 1 h
-    page_limit: ClassVar[int] = 1000
     klines_limit: ClassVar[int] = 1500
     weight_limit_1m: ClassVar[int] = 2400
     intervals: ClassVar[tuple[str, ...]] = KLINE_INTERVALS
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str,
-        policy: RestPolicy = RestPolicy(),
-        *,
-        sleep: Sleep = asyncio.sleep,
-        rng: random.Random | None = None,
-        now_ms: Clock = wall_ms,
-        weight_limit_1m: int | None = None,
-    ) -> None:
-        self.session = RestSession(
-            client,
-            base_url,
-            policy,
-            venue=self.venue,
-            weight_limit_1m=weight_limit_1m or self.weight_limit_1m,
-            weight_header=WEIGHT_HEADER,
-            rejection=rejection_message,
-            sleep=sleep,
-            rng=rng,
-            now_ms=now_ms,
-        )
-
-    @property
-    def stats(self) -> RestStats:
-        return self.session.stats
-
-    async def agg_trades(
-        self,
-        venue_symbol: str,
-        *,
-        from_id: int | None = None,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-        limit: int = 1000,
-    ) -> AggTradesPage:
-        """One page of aggregated trades from ``from_id``, or within [start_ms, end_ms].
-
-        With neither, the venue returns its most recent trades. Both bounds are inclusive.
-        """
-        symbol = _venue_symbol(venue_symbol)
-        if not 1 <= limit <= self.page_limit:
-            raise ValidationError(f"aggTrades limit={limit}: expected 1..{self.page_limit}")
-        if from_id is not None and (start_ms is not None or end_ms is not None):
-            raise ValidationError("aggTrades: give fromId or startTime/endTime, not both")
-        if from_id is not None and from_id < 0:
-            raise ValidationError(f"aggTrades fromId={from_id}: expected >= 0")
-        if start_ms is not None and end_ms is not None:
-            if end_ms < start_ms:
-                raise ValidationError(f"aggTrades window {start_ms}..{end_ms} is inverted")
-            if end_ms - start_ms > self.max_window_ms:
-                raise ValidationError(
-                    f"aggTrades window {start_ms}..{end_ms} spans {end_ms - start_ms} ms: "
-                    f"the venue allows at most {self.max_window_ms}"
-                )
-        query = [f"symbol={symbol}"]
-        for name, value in (("fromId", from_id), ("startTime", start_ms), ("endTime", end_ms)):
-            if value is not None:
-                query.append(f"{name}={int(value)}")
-        query.append(f"limit={limit}")
-        request = f"{AGG_TRADES_PATH}?{'&'.join(query)}"
-        window = None
-        if start_ms is not None or end_ms is not None:
-            window = (start_ms or 0, end_ms if end_ms is not None else 2**62)
-
-        def decode(body: bytes) -> AggTradesPage:
-            return _decode_agg_trades(body, request, from_id, window, limit)
-
-        return await self.session.get(
-            request, weight=AGG_TRADES_WEIGHT, decode=decode, subject=f"symbol {symbol}"
-        )
-
-    async def klines(
-        self, venue_symbol: str, interval: str, start_ms: int, end_ms: int
-    ) -> list[Kline]:
-        """The klines opening in [start_ms, end_ms), paging by 1500.
-
-        The venue's last kline is the still-open one: a range reaching past now ends
-        with a partial bar.
-        """
-        symbol = _venue_symbol(venue_symbol)
-        if interval not in self.intervals:
-            raise ValidationError(
-                f"binance-usdm has no {interval!r} klines: expected one of "
-                f"{', '.join(self.intervals)}"
-            )
-        if end_ms <= start_ms:
-            raise ValidationError(f"klines range {start_ms}..{end_ms} is inverted or empty")
-        out: list[Kline] = []
-        cursor = start_ms
-        while cursor < end_ms:
-            request = (
-                f"{KLINES_PATH}?symbol={symbol}&interval={interval}&startTime={cursor}"
-                f"&endTime={end_ms - 1}&limit={self.klines_limit}"
-            )
-            page = await self.session.get(
-                request, weight=KLINES_WEIGHT, decode=_decode_klines, subject=f"symbol {symbol}"
-            )
-            out.extend(k for k in page if cursor <= k.open_time_ms < end_ms)
-            if len(page) < self.klines_limit:
-                break
-            following = page[-1].close_time_ms + 1
-            if following <= cursor:  # no progress: the page ended before the cursor
-                break
-            cursor = following
-        return out
-
-    async def symbols(self) -> list[str]:
-        """The venue symbols in status TRADING, sorted (from exchangeInfo)."""
-        return await self.session.get(
-            EXCHANGE_INFO_PATH, weight=EXCHANGE_INFO_WEIGHT, decode=_decode_symbols
-        )
-
-    async def server_time(self) -> int:
-        """The venue's clock, UTC epoch ms (``/fapi/v1/time``): what has happened there."""
-        return await self.session.get(TIME_PATH, weight=1, decode=_decode_time)
-
-
-class _Time(msgspec.Struct, frozen=True):
-    serverTime: int
-
-
-TIME_PATH = "/fapi/v1/time"
-
-
-def _decode_time(body: bytes) -> int:
-    try:
-        return msgspec.json.decode(body, type=_Time).serverTime
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise BadResponse(f"not a server time: {exc}") from exc
+    agg_trades_weight: ClassVar[int] = 20
+    klines_weight: ClassVar[int] = 10  # at limit > 1000
+    exchange_info_weight: ClassVar[int] = 1
