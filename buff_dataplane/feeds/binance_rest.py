@@ -44,6 +44,7 @@ from msgspec import Meta
 from buff_dataplane.core.errors import PayloadRejected, ValidationError
 from buff_dataplane.feeds.base import Parser, single_trade
 from buff_dataplane.feeds.binance_schemas import PlainDec, TsMs
+from buff_dataplane.feeds.history import Paging
 from buff_dataplane.feeds.rest_common import (
     BadResponse,
     Clock,
@@ -209,6 +210,7 @@ class BinanceRest:
     retention_ms: ClassVar[int]  # older history cannot be queried
     max_window_ms: ClassVar[int]  # endTime - startTime at most
     page_limit: ClassVar[int] = 1000
+    paging: ClassVar[Paging] = "id"  # fromId, or startTime/endTime (feeds.history)
     klines_limit: ClassVar[int]
     weight_limit_1m: ClassVar[int]
     intervals: ClassVar[tuple[str, ...]]
@@ -251,6 +253,24 @@ class BinanceRest:
                 f"{self.venue} symbol {value!r} is not a venue symbol like 'BTCUSDT' (A-Z, 0-9)"
             )
         return value
+
+    async def trades(
+        self,
+        venue_symbol: str,
+        *,
+        from_id: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int | None = None,
+    ) -> AggTradesPage:
+        """The history contract's page (feeds.history): an aggTrades page."""
+        return await self.agg_trades(
+            venue_symbol,
+            from_id=from_id,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            limit=self.page_limit if limit is None else limit,
+        )
 
     async def agg_trades(
         self,

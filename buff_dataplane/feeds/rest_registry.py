@@ -1,17 +1,16 @@
 """The REST history client of each venue: :func:`history_for` (an async context manager).
 
 It owns the ``httpx.AsyncClient`` it opens; tests and the capture may instead build a
-venue client over their own client. A client is a :class:`HistoryClient`: what back-fill
-(:class:`~buff_dataplane.pipeline.backfill.TradeHistory`), the cross-check
-(:class:`~buff_dataplane.pipeline.crosscheck.KlineSource`) and the capture's symbol check
-use, built from ``(client, base_url, policy)``.
+venue client over their own client. A client is a
+:class:`~buff_dataplane.feeds.history.HistoryClient` (the contract, with how each venue's
+history is walked), built from ``(client, base_url, policy)``.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar, Final, Protocol
+from typing import Final
 
 import httpx
 
@@ -19,42 +18,8 @@ from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.ids import validate_venue
 from buff_dataplane.feeds.binance_spot.rest import BinanceSpotRest
 from buff_dataplane.feeds.binance_usdm.rest import BinanceUsdmRest
-from buff_dataplane.feeds.rest_common import Kline, RestPolicy, RestStats
-
-
-class HistoryClient(Protocol):
-    """A venue's REST history: trades for back-fill, klines for cross-checks, symbols."""
-
-    venue: ClassVar[str]
-    default_base_url: ClassVar[str]
-    retention_ms: ClassVar[int]
-    max_window_ms: ClassVar[int]
-    page_limit: ClassVar[int]
-    intervals: ClassVar[tuple[str, ...]]
-
-    def __init__(self, client: httpx.AsyncClient, base_url: str, policy: RestPolicy) -> None: ...
-
-    @property
-    def stats(self) -> RestStats: ...
-
-    async def server_time(self) -> int: ...
-
-    async def symbols(self) -> list[str]: ...
-
-    async def agg_trades(
-        self,
-        venue_symbol: str,
-        *,
-        from_id: int | None = None,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-        limit: int = 1000,
-    ) -> Any: ...
-
-    async def klines(
-        self, venue_symbol: str, interval: str, start_ms: int, end_ms: int
-    ) -> list[Kline]: ...
-
+from buff_dataplane.feeds.history import HistoryClient
+from buff_dataplane.feeds.rest_common import RestPolicy
 
 _CLIENTS: Final[Mapping[str, type[HistoryClient]]] = {
     BinanceSpotRest.venue: BinanceSpotRest,

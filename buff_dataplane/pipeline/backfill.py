@@ -29,7 +29,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -40,6 +40,7 @@ from buff_dataplane.core.ids import StreamId, validate_symbol
 from buff_dataplane.core.trades import COVERED, Trade, content_digest
 from buff_dataplane.core.venues import trade_ids
 from buff_dataplane.feeds.base import single_trade
+from buff_dataplane.feeds.history import HistoryPage, TradeHistory
 from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.pipeline.log_facts import scan_gaps, trade_index
 from buff_dataplane.storage.gap_ledger import GapLedger
@@ -58,38 +59,6 @@ class BackfillConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=T
     max_attempts: int = 3
     retry_pause_ms: int = 2_000  # doubled after each failed attempt, with jitter
     grace_ms: int = 1_000  # capture: wait after a jump, so late frames can close it
-
-
-class HistoryPage(Protocol):
-    request: str
-    items: tuple[bytes, ...]
-    ids: tuple[int, ...]
-    ts_ms: tuple[int, ...]
-
-
-class TradeHistory(Protocol):
-    """A venue's REST trade history, as back-fill uses it."""
-
-    @property
-    def venue(self) -> str: ...
-    @property
-    def retention_ms(self) -> int: ...
-    @property
-    def max_window_ms(self) -> int: ...
-    @property
-    def page_limit(self) -> int: ...
-
-    async def server_time(self) -> int: ...
-
-    async def agg_trades(
-        self,
-        venue_symbol: str,
-        *,
-        from_id: int | None = None,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-        limit: int = 1000,
-    ) -> Any: ...
 
 
 class _Incomplete(Exception):
@@ -227,27 +196,31 @@ class Backfiller:
         return page.ts_ms[-1] > gap.ts_to_ms
 
     async def _pages(self, gap: Gap, venue_symbol: str, out: FillOutcome) -> AsyncIterator[Any]:
+        """The venue's history over the gap, page by page, as its paging allows."""
+        if self.history.paging == "recent":
+            async for page in self._recent(gap, venue_symbol, out):
+                yield page
+            return
+        next_id = gap.id_from if self.history.paging == "id" else None
+        if next_id is None:  # walk by time: to the first trade (id paging), or throughout
+            async for page in self._by_time(gap, venue_symbol, out):
+                yield page
+                if self.history.paging == "id":
+                    next_id = page.ids[-1] + 1
+                    break
+            if next_id is None or self._done(gap, page):
+                return
+        async for page in self._by_id(gap, venue_symbol, next_id, out):
+            yield page
+
+    async def _by_id(
+        self, gap: Gap, venue_symbol: str, next_id: int, out: FillOutcome
+    ) -> AsyncIterator[Any]:
         h = self.history
         contiguous = trade_ids(self.venue) != "unordered"
-        next_id = gap.id_from
-        if next_id is None:  # find the first trade of the window by time
-            w = gap.ts_from_ms
-            while next_id is None:
-                if w > gap.ts_to_ms:
-                    return
-                end = min(w + h.max_window_ms, gap.ts_to_ms)
-                out.requests += 1
-                page = await h.agg_trades(venue_symbol, start_ms=w, end_ms=end, limit=h.page_limit)
-                if page.ids:
-                    yield page
-                    if self._done(gap, page):
-                        return
-                    next_id = page.ids[-1] + 1
-                else:
-                    w = end + 1
         while True:
             out.requests += 1
-            page = await h.agg_trades(venue_symbol, from_id=next_id, limit=h.page_limit)
+            page = await h.trades(venue_symbol, from_id=next_id, limit=h.page_limit)
             if not page.ids:
                 if gap.id_to is not None and next_id <= gap.id_to:
                     raise _Incomplete(
@@ -260,6 +233,51 @@ class Backfiller:
             if self._done(gap, page):
                 return
             next_id = page.ids[-1] + 1
+
+    async def _by_time(self, gap: Gap, venue_symbol: str, out: FillOutcome) -> AsyncIterator[Any]:
+        """Windows from the gap's start; each page continues at its last trade's time (the
+        trades of that millisecond come again and are de-duplicated). On a venue paged by
+        time only, an id gap's ids must come without a hole, up to its last id."""
+        h = self.history
+        hole = (gap.id_from, gap.id_to) if h.paging == "time" else (None, None)
+        expect, last_id = hole
+        w = gap.ts_from_ms
+        while w <= gap.ts_to_ms:
+            end = min(w + h.max_window_ms, gap.ts_to_ms)
+            out.requests += 1
+            page = await h.trades(venue_symbol, start_ms=w, end_ms=end, limit=h.page_limit)
+            if not page.ids:
+                w = end + 1
+                continue
+            if expect is not None and last_id is not None:
+                for i in page.ids:
+                    if i > expect and expect <= last_id:
+                        raise _Unfillable(f"the venue's history has no ids {expect}..{i - 1}")
+                    expect = max(expect, i + 1)
+            yield page
+            if self._done(gap, page):
+                return
+            last = page.ts_ms[-1]
+            if last == w and len(page.ids) >= h.page_limit:
+                raise _Unfillable(
+                    f"{len(page.ids)} trades at {w} ms fill a page: paging by time cannot pass"
+                )
+            w = last if last > w else w + 1
+        if last_id is not None:
+            raise _Incomplete(f"the venue's history up to {gap.ts_to_ms} ms lacks id {gap.id_to}")
+
+    async def _recent(self, gap: Gap, venue_symbol: str, out: FillOutcome) -> AsyncIterator[Any]:
+        """The venue serves only its latest trades: a gap they do not reach is unfillable."""
+        h = self.history
+        out.requests += 1
+        page = await h.trades(venue_symbol, limit=h.page_limit)
+        if not page.ids or page.ts_ms[0] > gap.ts_from_ms:
+            since = f"from {page.ts_ms[0]} ms" if page.ids else "none"
+            raise _Unfillable(
+                f"{self.venue} REST serves only its latest {h.page_limit} trades ({since}); "
+                f"the gap starts at {gap.ts_from_ms} ms, before them"
+            )
+        yield page
 
     async def _attempt(self, gap: Gap, out: FillOutcome) -> None:
         sid = StreamId.parse(gap.stream_id)

@@ -38,9 +38,10 @@ from buff_dataplane.core.ids import StreamId, validate_symbol
 from buff_dataplane.core.trades import COVERED, Trade, content_digest
 from buff_dataplane.core.venues import id_span, trade_ids
 from buff_dataplane.feeds.connection import ConnectionManager, Socket, websockets_connect
+from buff_dataplane.feeds.history import TradeHistory
 from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.feeds.ws_registry import ws_adapter_for
-from buff_dataplane.pipeline.backfill import BackfillConfig, Backfiller, TradeHistory, open_gaps
+from buff_dataplane.pipeline.backfill import BackfillConfig, Backfiller, open_gaps
 from buff_dataplane.pipeline.log_facts import last_trade
 from buff_dataplane.storage.gap_ledger import GapLedger
 from buff_dataplane.storage.layout import write_file_atomic
@@ -180,11 +181,7 @@ class Capture:
         if plan is not None:
             body["connection"] = plan.name
         payload = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        symbols = (
-            sorted({self.venue_symbols[s] for s in plan.venue_symbols})
-            if plan is not None
-            else self.symbols
-        )
+        symbols = self._plan_symbols(plan_index)
         for sym in symbols:
             self.log.writer(StreamId(self.venue, "control", sym)).append(
                 payload, None, now, source="ws", conn_id=fields.get("generation")
@@ -196,6 +193,12 @@ class Capture:
             for sym in symbols:
                 sid = str(StreamId(self.venue, "trade", sym))
                 self._cause.setdefault(sid, "downtime" if kind == "disconnected" else kind)
+
+    def _plan_symbols(self, plan_index: int) -> list[str]:
+        """The instruments of a planned connection (every symbol for -1: the capture's)."""
+        if plan_index < 0:
+            return self.symbols
+        return sorted({self.venue_symbols[s] for s in self.plans[plan_index].venue_symbols})
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -275,6 +278,16 @@ class Capture:
             parsed = self.parser.parse(payload)
             if parsed.kind == "subscription_ack":
                 self._control(index, "subscribed", {"generation": gen, "ack": payload.decode()})
+                return None
+            if parsed.kind == "error":
+                raise PayloadRejected("venue_error", payload.decode(errors="replace")[:200])
+            if parsed.channel == "control" and parsed.symbol is None:
+                # The venue's own message for the whole connection (a pong, a heartbeat, a
+                # status): kept as sent in the control stream of each instrument it carries.
+                for sym in self._plan_symbols(index):
+                    self.log.writer(StreamId(self.venue, "control", sym)).append(
+                        payload, parsed.event_ts_exchange_ms, recv_ms, source="ws", conn_id=gen
+                    )
                 return None
             if parsed.symbol is None or parsed.symbol not in self.symbols:
                 raise PayloadRejected("unexpected_symbol", f"{parsed.kind} for {parsed.symbol}")
