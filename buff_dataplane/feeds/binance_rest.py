@@ -49,6 +49,7 @@ from buff_dataplane.feeds.rest_common import (
     BadResponse,
     Clock,
     Kline,
+    KlineRules,
     RestPolicy,
     RestSession,
     RestStats,
@@ -172,12 +173,12 @@ def decode_klines(body: bytes) -> list[Kline]:
         )
         for r in rows
     ]
-    for k in out:
-        if k.close_time_ms < k.open_time_ms:
-            raise BadResponse(f"kline {k.open_time_ms}: close time {k.close_time_ms} before open")
-    for a, b in itertools.pairwise(out):
-        if b.open_time_ms <= a.close_time_ms:
-            raise BadResponse(f"klines out of order: {a.open_time_ms} then {b.open_time_ms}")
+    for r in rows:
+        if r[6] < r[0]:
+            raise BadResponse(f"kline {r[0]}: close time {r[6]} before open")
+    for a, b in itertools.pairwise(rows):
+        if b[0] <= a[6]:
+            raise BadResponse(f"klines out of order: {a[0]} then {b[0]}")
     return out
 
 
@@ -211,6 +212,7 @@ class BinanceRest:
     max_window_ms: ClassVar[int]  # endTime - startTime at most
     page_limit: ClassVar[int] = 1000
     paging: ClassVar[Paging] = "id"  # fromId, or startTime/endTime (feeds.history)
+    kline_rules: ClassVar[KlineRules] = KlineRules()  # a kline per bucket, opened by a trade
     klines_limit: ClassVar[int]
     weight_limit_1m: ClassVar[int]
     intervals: ClassVar[tuple[str, ...]]
@@ -346,7 +348,7 @@ class BinanceRest:
             out.extend(k for k in page if cursor <= k.open_time_ms < end_ms)
             if len(page) < self.klines_limit:
                 break
-            following = page[-1].close_time_ms + 1
+            following = (page[-1].close_time_ms or page[-1].open_time_ms) + 1
             if following <= cursor:  # no progress: the page ended before the cursor
                 break
             cursor = following

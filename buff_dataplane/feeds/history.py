@@ -29,7 +29,7 @@ from typing import ClassVar, Literal, Protocol
 
 import httpx
 
-from buff_dataplane.feeds.rest_common import Kline, RestPolicy, RestStats
+from buff_dataplane.feeds.rest_common import Kline, KlineRules, RestPolicy, RestStats
 
 Paging = Literal["id", "time", "recent"]
 
@@ -77,6 +77,7 @@ class HistoryClient(TradeHistory, Protocol):
 
     default_base_url: ClassVar[str]
     intervals: ClassVar[tuple[str, ...]]
+    kline_rules: ClassVar[KlineRules]
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, policy: RestPolicy) -> None: ...
 

@@ -154,7 +154,11 @@ class RestStats:
 
 
 class Kline(msgspec.Struct, frozen=True, kw_only=True):
-    """One venue kline (OHLCV bar); decimals are the venue's text, exactly as sent."""
+    """One venue kline (OHLCV bar); decimals are the venue's text, exactly as sent.
+
+    A field the venue's klines do not carry is None and is not compared (Coinbase candles
+    have no quote volume, Kraken's no taker split).
+    """
 
     open_time_ms: int
     open: str
@@ -162,11 +166,23 @@ class Kline(msgspec.Struct, frozen=True, kw_only=True):
     low: str
     close: str
     volume: str
-    close_time_ms: int
-    quote_volume: str
-    trade_count: int  # the venue's count (Binance: raw trades, not aggregated ones)
-    taker_buy_volume: str
-    taker_buy_quote_volume: str
+    close_time_ms: int | None = None
+    quote_volume: str | None = None
+    trade_count: int | None = None  # the venue's count (Binance: raw trades, not aggregated)
+    taker_buy_volume: str | None = None
+    taker_buy_quote_volume: str | None = None
+
+
+class KlineRules(msgspec.Struct, frozen=True, kw_only=True):
+    """How a venue's klines differ from our bars by convention, not by data.
+
+    ``open_is_previous_close``: the venue opens a bar at the previous bar's close (Bybit),
+    so its open is compared with our previous bar's close. ``omits_empty``: the venue
+    sends no kline for a bucket without trades (Coinbase), so our EMPTY bar there agrees.
+    """
+
+    open_is_previous_close: bool = False
+    omits_empty: bool = False
 
 
 def _show(data: bytes) -> str:

@@ -30,7 +30,7 @@ from buff_dataplane.core.bars import Bar
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.times import format_utc_ms
 from buff_dataplane.feeds.registry import parser_for
-from buff_dataplane.feeds.rest_common import Kline, RestPolicy, RestStats
+from buff_dataplane.feeds.rest_common import Kline, KlineRules, RestPolicy, RestStats
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore
 
 COMPARED_FIELDS: tuple[str, ...] = (
@@ -54,6 +54,9 @@ class KlineSource(Protocol):
 
     @property
     def stats(self) -> RestStats: ...
+
+    @property
+    def kline_rules(self) -> KlineRules: ...
 
     async def klines(
         self, venue_symbol: str, interval: str, start_ms: int, end_ms: int
@@ -122,17 +125,27 @@ def _text(value: object) -> str:
 
 
 def compare_bars(
-    ours: Sequence[Bar], venue: Sequence[Kline], *, start_ms: int, end_ms: int
+    ours: Sequence[Bar],
+    venue: Sequence[Kline],
+    *,
+    start_ms: int,
+    end_ms: int,
+    rules: KlineRules = KlineRules(),
 ) -> Comparison:
-    """Compare the bars of both sides whose open time lies in [start_ms, end_ms)."""
+    """Compare the bars of both sides whose open time lies in [start_ms, end_ms), under the
+    venue's kline conventions (``rules``); a field the venue does not report is skipped."""
     mine = {b.open_time_ms: b for b in ours if start_ms <= b.open_time_ms < end_ms}
     theirs = {k.open_time_ms: k for k in venue if start_ms <= k.open_time_ms < end_ms}
+    closes = {b.open_time_ms: b.close for b in ours}
+    tf = ours[1].open_time_ms - ours[0].open_time_ms if len(ours) > 1 else None
     diffs: list[BarDiff] = []
     compared = agreeing = ours_only = venue_only = 0
     for t in sorted(mine.keys() | theirs.keys()):
         bar, kline = mine.get(t), theirs.get(t)
         if kline is None:
             assert bar is not None
+            if rules.omits_empty and bar.status == "EMPTY":
+                continue  # the venue has no kline where nothing traded
             ours_only += 1
             diffs.append(BarDiff(t, bar.status, missing="venue"))
             continue
@@ -141,10 +154,14 @@ def compare_bars(
             diffs.append(BarDiff(t, None, missing="ours"))
             continue
         compared += 1
+        pairs = [(name, getattr(bar, name), getattr(kline, name)) for name in COMPARED_FIELDS]
+        if rules.open_is_previous_close:
+            prev = closes.get(t - tf) if tf is not None else None
+            pairs[0] = ("open", prev or bar.open, kline.open)  # no previous bar: our open
         fields = tuple(
-            FieldDiff(name, _text(getattr(bar, name)), _text(getattr(kline, name)))
-            for name in COMPARED_FIELDS
-            if not same_value(_text(getattr(bar, name)), _text(getattr(kline, name)))
+            FieldDiff(name, _text(mine_v), _text(theirs_v))
+            for name, mine_v, theirs_v in pairs
+            if theirs_v is not None and not same_value(_text(mine_v), _text(theirs_v))
         )
         if fields:
             diffs.append(BarDiff(t, bar.status, fields=fields))
@@ -238,7 +255,9 @@ async def crosscheck(
         start_ms=start_ms,
         end_ms=end_ms,
         endpoint=endpoint,
-        comparison=compare_bars(bars, klines, start_ms=start_ms, end_ms=end_ms),
+        comparison=compare_bars(
+            bars, klines, start_ms=start_ms, end_ms=end_ms, rules=source.kline_rules
+        ),
         rest=source.stats.to_dict(),
     )
 

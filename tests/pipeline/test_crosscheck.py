@@ -8,7 +8,7 @@ import pytest
 from buff_dataplane.cli import main
 from buff_dataplane.core.bars import Bar
 from buff_dataplane.core.config import LogConfig
-from buff_dataplane.feeds.rest_common import Kline
+from buff_dataplane.feeds.rest_common import Kline, KlineRules
 from buff_dataplane.pipeline.canonicalize import canonicalize
 from buff_dataplane.pipeline.crosscheck import compare_bars, same_value
 from buff_dataplane.sim.background import SimThread
@@ -252,3 +252,26 @@ def test_compare_counts_agreement_differences_and_one_sided_buckets():
     assert (by_time[3 * m].missing, by_time[3 * m].status) == ("venue", "EMPTY")
     assert (by_time[4 * m].missing, by_time[4 * m].status) == ("ours", None)
     assert compare_bars([_bar(0)], [_kline(0)], start_ms=0, end_ms=m).ok
+
+
+def test_a_venue_opening_at_the_previous_close_is_compared_with_our_previous_close():
+    m = 60_000
+    ours = [_bar(0, close="10.5"), _bar(m, open="11", close="11.0")]
+    venue = [_kline(0), _kline(m, open="10.5")]  # Bybit: opens at the previous close
+    rules = KlineRules(open_is_previous_close=True)
+    assert compare_bars(ours, venue, start_ms=m, end_ms=2 * m, rules=rules).ok
+    plain = compare_bars(ours, venue, start_ms=m, end_ms=2 * m)
+    assert [f.field for f in plain.diffs[0].fields] == ["open"]
+    wrong = compare_bars(ours, [_kline(0), _kline(m, open="10.4")], start_ms=m, end_ms=2 * m,
+                         rules=rules)  # fmt: skip
+    assert [(f.field, f.ours, f.venue) for f in wrong.diffs[0].fields] == [("open", "10.5", "10.4")]
+
+
+def test_fields_a_venue_does_not_report_and_its_omitted_empty_buckets_are_no_difference():
+    m = 60_000
+    ours = [_bar(0, trade_count=99), _bar(m, status="EMPTY")]
+    bare = Kline(open_time_ms=0, open="10", high="12.00", low="9.5", close="11.0", volume="3")
+    c = compare_bars(ours, [bare], start_ms=0, end_ms=2 * m, rules=KlineRules(omits_empty=True))
+    assert c.ok and c.counts()["compared"] == 1
+    strict = compare_bars(ours, [bare], start_ms=0, end_ms=2 * m)
+    assert strict.counts()["ours_only"] == 1  # without the rule the EMPTY bar is missing
