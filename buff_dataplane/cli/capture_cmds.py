@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,22 +27,41 @@ def _csv(value: str, what: str) -> list[str]:
 
 @app.command("capture")
 def capture_cmd(
-    venue: Annotated[str, typer.Option(help="Venue to record: binance-usdm or binance-spot.")],
+    venue: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Venue to record; repeat for several, each with its own --symbols "
+            "(binance-usdm, binance-spot, ...)."
+        ),
+    ] = None,
     symbols: Annotated[
-        str, typer.Option(help="Comma-separated symbols, e.g. BTC-USDT-PERP (spot: BTC-USDT).")
-    ],
+        list[str] | None,
+        typer.Option(
+            help="Comma-separated symbols of the --venue at the same position, e.g. "
+            "BTC-USDT-PERP (spot: BTC-USDT)."
+        ),
+    ] = None,
     channels: Annotated[
         str, typer.Option(help="Comma-separated channels: trade, book_ticker, mark_price.")
     ] = "trade",
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file listing [[venue]] tables (name, symbols, channels, endpoint, "
+            "rest_endpoint) instead of --venue/--symbols.",
+        ),
+    ] = None,
     data: DataOpt = "./data",
     endpoint: Annotated[
-        str | None, typer.Option(help="WebSocket base URL (default: the venue's).")
+        str | None,
+        typer.Option(help="WebSocket base URL (one venue only; default: the venue's)."),
     ] = None,
     rest_endpoint: Annotated[
         str | None,
         typer.Option(
-            help="REST base URL: checks the symbols exist and back-fills gaps "
-            "(default: the venue's, when --endpoint is not given)."
+            help="REST base URL (one venue only): checks the symbols exist and back-fills "
+            "gaps (default: the venue's, when --endpoint is not given)."
         ),
     ] = None,
     backfill: Annotated[
@@ -57,7 +77,7 @@ def capture_cmd(
         int, typer.Option(help="Seconds without any message before a connection is replaced.")
     ] = 30,
     queue_size: Annotated[
-        int, typer.Option(help="Bounded queue between socket and log.")
+        int, typer.Option(help="Bounded queue between socket and log (per venue).")
     ] = 100_000,
     expected_silence: Annotated[
         str | None,
@@ -73,17 +93,17 @@ def capture_cmd(
 ) -> int:
     """Record live WebSocket feeds into the raw log until SIGINT/SIGTERM or --duration.
 
-    On a signal the capture flushes, seals every segment and exits 0; a restart resumes
-    the same streams with ingest_seq continuing. Connection events are written to the
-    `control` channel; refused frames are quarantined.
+    Several venues in one process: repeat --venue with its --symbols, or list them in a
+    --config file; each venue has its own connections, queue, gap worker and status file.
+    On a signal every venue flushes, seals its segments and the process exits 0; a restart
+    resumes the same streams with ingest_seq continuing. Connection events are written to
+    the `control` channel; refused frames are quarantined.
     """
-    from buff_dataplane.feeds.rest_registry import default_rest_endpoint, rest_venues
-    from buff_dataplane.feeds.ws_registry import ws_adapter_for
     from buff_dataplane.pipeline.backfill import BackfillConfig
-    from buff_dataplane.pipeline.capture import Capture, CaptureConfig
+    from buff_dataplane.pipeline.capture import CaptureConfig
     from buff_dataplane.storage.log import open_log
 
-    adapter = ws_adapter_for(venue)
+    plans = _venue_plans(venue, symbols, channels, config_file, endpoint, rest_endpoint)
     quiet = (
         tuple(sorted(str(StreamId.parse(x)) for x in _csv(expected_silence, "expected-silence")))
         if expected_silence is not None
@@ -96,59 +116,140 @@ def capture_cmd(
         expected_silence=quiet,
         backfill=BackfillConfig(max_attempts=backfill_attempts),
     )
-    if rest_endpoint is not None:
-        _check_symbols(rest_endpoint, venue, _csv(symbols, "symbols"))
-    elif endpoint is None and venue in rest_venues():
-        rest_endpoint = default_rest_endpoint(venue)
-    # Without a REST endpoint (a custom --endpoint alone) gaps are recorded, not filled.
-    syms = _csv(symbols, "symbols")
-    chans = _csv(channels, "channels")
+    rests = [_rest_of(p) for p in plans]
     with open_log(data) as log:
         for report in log.recovery:
             err(f"recovered: {report.describe()}")
-        capture = Capture(
-            log,
-            venue=venue,
-            symbols=syms,
-            channels=chans,
-            endpoint=endpoint or adapter.default_endpoint,
-            config=config,
-        )
-        server = _metrics(capture, metrics_port) if metrics_port else None
+        captures = [_capture_of(log, p, config) for p in plans]
+        server = _metrics(captures, metrics_port) if metrics_port else None
         started = time.monotonic()
         try:
-            stats = asyncio.run(_run(capture, duration, rest_endpoint if backfill else None, venue))
+            all_stats = asyncio.run(
+                _run(captures, duration, [r if backfill else None for r in rests])
+            )
         finally:
             if server is not None:
                 server.shutdown()
-    summary = {
-        "seconds": round(time.monotonic() - started, 1),
-        "messages": stats.messages,
-        "duplicates": stats.duplicates,
-        "conflicts": stats.conflicts,
-        "quarantined": dict(stats.quarantined),
-        "reconnects": stats.reconnects,
-        "overflows": stats.overflows,
-        "stale_frames": stats.stale_frames,
-        "gaps": dict(sorted(capture.gap_stats.items())),
-        "backfill": "on" if backfill and rest_endpoint else "off",
-    }
+    venues = [
+        {
+            "venue": c.venue,
+            "messages": stats.messages,
+            "duplicates": stats.duplicates,
+            "conflicts": stats.conflicts,
+            "quarantined": dict(sorted(stats.quarantined.items())),
+            "reconnects": stats.reconnects,
+            "overflows": stats.overflows,
+            "stale_frames": stats.stale_frames,
+            "gaps": dict(sorted(c.gap_stats.items())),
+            "backfill": "on" if backfill and rest else "off",
+        }
+        for c, stats, rest in zip(captures, all_stats, rests, strict=True)
+    ]
+    summary = {"seconds": round(time.monotonic() - started, 1), **_totals(venues)}
     if as_json:
-        print_json(summary)
+        print_json({**summary, "venues": venues})
     else:
         print(" ".join(f"{k}={v}" for k, v in summary.items()))
+        if len(venues) > 1:
+            for v in venues:
+                print("  " + " ".join(f"{k}={val}" for k, val in v.items()))
     return EXIT_OK
 
 
-async def _run(capture: Any, duration: float | None, rest: str | None, venue: str) -> Any:
-    """Run the capture, with a REST history client for back-fill when there is one."""
-    from buff_dataplane.feeds.rest_registry import history_for
+def _totals(venues: list[dict[str, Any]]) -> dict[str, Any]:
+    """The process's counts over every venue (for one venue: that venue's)."""
+    out: dict[str, Any] = {}
+    for key in ("messages", "duplicates", "conflicts", "reconnects", "overflows"):
+        out[key] = sum(v[key] for v in venues)
+    out["stale_frames"] = sum(v["stale_frames"] for v in venues)
+    for key in ("quarantined", "gaps"):
+        merged: dict[str, int] = {}
+        for v in venues:
+            for k, n in v[key].items():
+                merged[k] = merged.get(k, 0) + n
+        out[key] = dict(sorted(merged.items()))
+    out["backfill"] = ",".join(sorted({v["backfill"] for v in venues}))
+    return out
 
-    if rest is None:
-        return await capture.run(duration_s=duration, handle_signals=True)
-    async with history_for(venue, rest) as history:
-        capture.history = history
-        return await capture.run(duration_s=duration, handle_signals=True)
+
+def _venue_plans(
+    venues: list[str] | None,
+    symbols: list[str] | None,
+    channels: str,
+    config_file: Path | None,
+    endpoint: str | None,
+    rest_endpoint: str | None,
+) -> list[Any]:
+    """The venues to record, from --config or from aligned --venue/--symbols options."""
+    from buff_dataplane.pipeline.capture_set import VenuePlan, check_distinct, plans_from_toml
+
+    if config_file is not None:
+        if venues or symbols or endpoint or rest_endpoint:
+            raise ValidationError(
+                "--config lists the venues: give no --venue, --symbols or endpoints with it"
+            )
+        return plans_from_toml(config_file)
+    if not venues:
+        raise ValidationError("give --venue with --symbols (repeat both for several), or --config")
+    if not symbols or len(symbols) != len(venues):
+        raise ValidationError(
+            f"{len(venues)} --venue but {len(symbols or [])} --symbols: "
+            "give one --symbols per --venue, in the same order"
+        )
+    if len(venues) > 1 and (endpoint or rest_endpoint):
+        raise ValidationError(
+            "--endpoint/--rest-endpoint name one venue's servers: with several venues, "
+            "give endpoints per venue in a --config file"
+        )
+    chans = tuple(_csv(channels, "channels"))
+    return check_distinct(
+        [
+            VenuePlan(v, tuple(_csv(s, "symbols")), chans, endpoint, rest_endpoint)
+            for v, s in zip(venues, symbols, strict=True)
+        ]
+    )
+
+
+def _rest_of(plan: Any) -> str | None:
+    """The REST endpoint that back-fills ``plan``'s gaps; None: gaps are recorded only.
+
+    An explicit endpoint also checks the symbols are listed as trading; without one the
+    venue's own is used, unless a custom WebSocket endpoint was given alone.
+    """
+    from buff_dataplane.feeds.rest_registry import default_rest_endpoint, rest_venues
+
+    if plan.rest_endpoint is not None:
+        _check_symbols(plan.rest_endpoint, plan.venue, list(plan.symbols))
+        return str(plan.rest_endpoint)
+    if plan.endpoint is None and plan.venue in rest_venues():
+        return default_rest_endpoint(plan.venue)
+    return None
+
+
+def _capture_of(log: Any, plan: Any, config: Any) -> Any:
+    from buff_dataplane.feeds.ws_registry import ws_adapter_for
+    from buff_dataplane.pipeline.capture import Capture
+
+    return Capture(
+        log,
+        venue=plan.venue,
+        symbols=list(plan.symbols),
+        channels=list(plan.channels),
+        endpoint=plan.endpoint or ws_adapter_for(plan.venue).default_endpoint,
+        config=config,
+    )
+
+
+async def _run(captures: list[Any], duration: float | None, rests: list[str | None]) -> Any:
+    """Run the captures together, each with its venue's REST client for back-fill."""
+    from buff_dataplane.feeds.rest_registry import history_for
+    from buff_dataplane.pipeline.capture_set import run_captures
+
+    async with contextlib.AsyncExitStack() as stack:
+        for capture, rest in zip(captures, rests, strict=True):
+            if rest is not None:
+                capture.history = await stack.enter_async_context(history_for(capture.venue, rest))
+        return await run_captures(captures, duration, handle_signals=True)
 
 
 def _check_symbols(rest: str, venue: str, symbols: list[str]) -> None:
@@ -225,33 +326,39 @@ def sim_cmd(
 
 @app.command("status")
 def status_cmd(data: DataOpt = "./data", as_json: JsonOpt = False) -> int:
-    """Show what a running capture publishes: connections, queue, streams and their health."""
-    from buff_dataplane.pipeline.capture import status_path
+    """Show what a running capture publishes, per venue: connections, queue, streams and
+    their health (--json: {"captures": [...]}, sorted by venue)."""
+    from buff_dataplane.pipeline.capture import status_paths
     from buff_dataplane.storage.layout import resolve_root
 
-    path = status_path(resolve_root(data, create=False))
-    if not path.exists():
+    paths = status_paths(resolve_root(data, create=False))
+    if not paths:
         raise ValidationError(f"no capture status in {data} (is a capture running?)")
-    status = json.loads(path.read_text())
-    age_ms = time.time_ns() // 1_000_000 - status["updated_ms"]
-    status["status_age_ms"] = age_ms
+    now = time.time_ns() // 1_000_000
+    statuses = []
+    for path in paths:
+        status = json.loads(path.read_text())
+        status["status_age_ms"] = now - status["updated_ms"]
+        statuses.append(status)
     if as_json:
-        print_json(status)
+        print_json({"captures": statuses})
         return EXIT_OK
     out = sys.stdout
-    out.write(f"capture pid {status['pid']} {status['venue']} (status {age_ms} ms old)\n")
-    for c in status["connections"]:
+    for status in statuses:
+        age_ms = status["status_age_ms"]
+        out.write(f"capture pid {status['pid']} {status['venue']} (status {age_ms} ms old)\n")
+        for c in status["connections"]:
+            out.write(
+                f"  {c['name']}: {c['state']} gen {c['generation']} reconnects {c['reconnects']}\n"
+            )
+        q = status["queue"]
         out.write(
-            f"  {c['name']}: {c['state']} gen {c['generation']} reconnects {c['reconnects']}\n"
+            f"  queue {q['size']}/{q['capacity']} overflows {q['overflows']}; "
+            f"duplicates {status['duplicates']} conflicts {status['conflicts']}\n"
         )
-    q = status["queue"]
-    out.write(
-        f"  queue {q['size']}/{q['capacity']} overflows {q['overflows']}; "
-        f"duplicates {status['duplicates']} conflicts {status['conflicts']}\n"
-    )
-    for sid, h in status["streams"].items():
-        flag = "STALE" if h["stale"] else "ok"
-        out.write(
-            f"  {sid:<44} {h['events']:>9} events  age {h['last_message_age_ms']} ms  {flag}\n"
-        )
+        for sid, h in status["streams"].items():
+            flag = "STALE" if h["stale"] else "ok"
+            out.write(
+                f"  {sid:<44} {h['events']:>9} events  age {h['last_message_age_ms']} ms  {flag}\n"
+            )
     return EXIT_OK

@@ -480,7 +480,7 @@ class Capture:
         while True:
             await asyncio.sleep(interval)
             now = self.clock()
-            for w in self.log.writers():
+            for w in self._own_writers():
                 durable = w.maybe_commit()
                 waiting = self._awaiting.get(w.stream_id)
                 while waiting and waiting[0][0] <= durable:
@@ -528,8 +528,13 @@ class Capture:
             "streams": streams,
         }
 
+    def _own_writers(self) -> list[Any]:
+        """This venue's stream writers: another capture may share the log (capture_set)."""
+        prefix = f"{self.venue}/"
+        return [w for w in self.log.writers() if w.stream_id.startswith(prefix)]
+
     def _publish_status(self) -> None:
-        path = status_path(self.log.root)
+        path = status_path(self.log.root, self.venue)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
@@ -582,7 +587,7 @@ class Capture:
                 await manager.close()
             self._drain()
             self._control(-1, "capture_stopped", {"messages": self.stats.messages})
-            for w in self.log.writers():
+            for w in self._own_writers():
                 w.seal()
             self.log.quarantine.flush()
             self.stats.stale_frames = sum(m.stale_frames for m in self.managers)
@@ -632,5 +637,11 @@ def _percentiles(samples: deque[int]) -> dict[str, int | None]:
     return {"p50": pick(0.50), "p99": pick(0.99), "samples": len(ordered)}
 
 
-def status_path(root: Path) -> Path:
-    return root / "status" / "capture.json"
+def status_path(root: Path, venue: str) -> Path:
+    """The status snapshot of the capture of ``venue`` (one file per venue)."""
+    return root / "status" / f"capture-{venue}.json"
+
+
+def status_paths(root: Path) -> list[Path]:
+    """Every capture status snapshot under ``root``, sorted by venue."""
+    return sorted((root / "status").glob("capture-*.json"))
