@@ -374,7 +374,12 @@ class Capture:
         ts_ms = trade.ts_ms
         last = self._last.get(sid)
         if self._ids == "unordered":
-            self._cause.pop(sid, None)  # ids prove nothing: downtime windows are the facts
+            # Ids prove nothing: a downtime (or restart, overflow) is the fact. The trades
+            # between the last one before it and this one may be missing: a time gap.
+            self._last[sid] = (0, max(ts_ms, last[1] if last else ts_ms))
+            kind = self._cause.pop(sid, None)
+            if kind is not None and last is not None and ts_ms > last[1]:
+                self._window(sid, kind, last[1], ts_ms)
             return
         if last is not None and hi <= last[0]:
             return  # a late or resent trade: not a new high
@@ -394,6 +399,14 @@ class Capture:
         self._last[sid] = (said_id, max(last[1], ts_ms))
         self._candidate(sid, self._cause.pop(sid, "trade_id"), last, said_id, ts_ms)
 
+    def _window(self, sid: str, kind: str, ts_from: int, ts_to: int) -> None:
+        """A stretch of exchange time whose trades may be missing (no ids to tell)."""
+        gap = new_gap(
+            sid, kind, id_from=None, id_to=None, ts_from_ms=ts_from, ts_to_ms=ts_to,
+            detected_at_ms=self.clock(),
+        )  # fmt: skip
+        self._enqueue(gap)
+
     def _candidate(self, sid: str, kind: str, last: tuple[int, int], id_to: int, ts: int) -> None:
         """Ids after ``last`` (id, time) up to ``id_to`` are missing as of exchange time
         ``ts``: a gap candidate, recorded if still missing after the grace period."""
@@ -406,6 +419,10 @@ class Capture:
             ts_to_ms=max(last[1], ts),
             detected_at_ms=self.clock(),
         )
+        self._enqueue(gap)
+
+    def _enqueue(self, gap: Gap) -> None:
+        """A gap candidate: recorded (and back-filled) once the grace period has passed."""
         self.gap_stats["found"] += 1
         due = time.monotonic() + self.config.backfill.grace_ms / 1000
         self._jumps.put_nowait((due, gap))

@@ -102,7 +102,10 @@ def last_trade(log: RawLog, sid: StreamId) -> tuple[int, int] | None:
                     for trade in parser.parse(payload).trades:
                         saw_ws = saw_ws or source == "ws"
                         top = id_span(trade, mode)[1]
-                        if best is None or top > best[0]:
+                        if mode == "unordered":  # ids have no order: the latest by time
+                            if best is None or trade.ts_ms > best[1]:
+                                best = (top, trade.ts_ms)
+                        elif best is None or top > best[0]:
                             best = (top, trade.ts_ms)
                 if saw_ws:
                     return best
