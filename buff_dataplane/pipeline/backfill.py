@@ -258,11 +258,14 @@ class Backfiller:
             if self._done(gap, page):
                 return
             last = page.ts_ms[-1]
-            if last == w and len(page.ids) >= h.page_limit:
+            if len(page.ids) < h.page_limit:
+                w = end + 1  # the window is exhausted
+            elif last > w:
+                w = last  # a full page: its last millisecond may hold more, ask again
+            else:
                 raise _Unfillable(
                     f"{len(page.ids)} trades at {w} ms fill a page: paging by time cannot pass"
                 )
-            w = last if last > w else w + 1
         if last_id is not None:
             raise _Incomplete(f"the venue's history up to {gap.ts_to_ms} ms lacks id {gap.id_to}")
 
@@ -290,7 +293,8 @@ class Backfiller:
             if indexed is None or lo < indexed[0] or hi > indexed[1]:
                 lo = lo if indexed is None else min(lo, indexed[0])
                 hi = hi if indexed is None else max(hi, indexed[1])
-                index = trade_index(self.log, sid, lo, hi)
+                # Keep what this pass appended: the log's index may not hold it yet.
+                index = {**trade_index(self.log, sid, lo, hi), **index}
                 indexed = (lo, hi)
             payloads: list[bytes] = []
             ts_ex: list[int | None] = []
