@@ -16,6 +16,7 @@ Kinds::
 
     kind              channel      told by                        exchange time
     publicTrade       trade        topic publicTrade.<SYM>        earliest data[].T
+    recentTrade       trade        execId (a REST item)           time
     tickers           book_ticker  topic tickers.<SYM>            ts
     orderbook         depth        topic orderbook.<N>.<SYM>      cts, else ts
     kline             kline        topic kline.<I>.<SYM>          ts
@@ -29,6 +30,16 @@ trade is a UUID; Trade ids are integers, so it is kept as the UUID's 128-bit val
 (``int(uuid.replace("-", ""), 16)``: exact, one-to-one, ``uuid.UUID(int=...)`` gives the
 text back). Spot's numeric ids are refused: a spot message on a linear stream is out of
 contract. Ids are not contiguous and carry no order.
+
+A ``recentTrade`` is one item of REST ``GET /v5/market/recent-trade`` (exchanges.md 3.4),
+as a back-fill stores it (one raw event per item, re-serialized compactly)::
+
+    {"execId":"a9188a0a-82bc-50de-be60-03eedbe3cdd7","symbol":"BTCUSDT","price":"65114.20",
+     "size":"0.004","side":"Sell","time":"1786310819680","isBlockTrade":false,
+     "isRPITrade":false,"seq":"753843954913"}
+
+is the same trade as the push above: ``execId`` is ``i``, ``time`` (text) is ``T``. It names
+its symbol, so it parses to the same Parsed as a one-trade push, kind ``recentTrade``.
 
 Only USDT and USDC perpetuals map: ``BTCUSDT`` -> ``BTC-USDT-PERP``; dated futures
 (``BTCUSDT-26SEP25``, ``BTC-26DEC25``) are ``unsupported_instrument``.
@@ -54,6 +65,7 @@ from buff_dataplane.feeds.common import (
     plain_money,
     show,
     trade_message,
+    ts_text,
 )
 from buff_dataplane.feeds.symbols import SymbolTable
 
@@ -62,6 +74,7 @@ QUOTES: Final[tuple[str, ...]] = ("USDT", "USDC")
 
 CHANNEL_OF_KIND: Final[Mapping[str, str]] = {
     "publicTrade": "trade",
+    "recentTrade": "trade",
     "tickers": "book_ticker",
     "orderbook": "depth",
     "kline": "kline",
@@ -112,6 +125,21 @@ def _public_trade(body: bytes, symbol: str) -> _Read:
             )
         )
     return tuple(trades), None
+
+
+def _recent_trade(body: bytes) -> tuple[str, Trade]:
+    """The venue symbol and the trade of a REST ``recent-trade`` item."""
+    t = decode(wire.RECENT_TRADE, body)
+    trade = Trade(
+        trade_id=trade_id(t.execId, ".execId"),
+        price=plain_money(t.price, ".price"),
+        size=plain_money(t.size, ".size"),
+        taker_side=_SIDES[t.side],
+        ts_ms=ts_text(t.time, ".time"),
+        first_trade_id=None,
+        last_trade_id=None,
+    )
+    return t.symbol, trade
 
 
 def _tickers(body: bytes, symbol: str) -> _Read:
@@ -180,7 +208,13 @@ class BybitLinearParser(TableParser):
             return self._push(payload, head.topic)
         if head.op is not UNSET:
             return self._op(payload)
-        raise PayloadRejected("unknown_message", "neither a topic push nor an op answer")
+        if head.execId is not UNSET:
+            venue_symbol, trade = _recent_trade(payload)
+            symbol = self.to_canonical(venue_symbol)
+            return trade_message("recentTrade", venue_symbol, symbol, (trade,), "")
+        raise PayloadRejected(
+            "unknown_message", "neither a topic push, an op answer nor a recent-trade item"
+        )
 
     def _push(self, payload: bytes, topic: str) -> Parsed:
         parts = topic.split(".")

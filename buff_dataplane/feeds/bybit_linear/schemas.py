@@ -12,14 +12,16 @@ from typing import Literal
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
-from buff_dataplane.feeds.common import Id, TsMs
+from buff_dataplane.feeds.common import Id, IntText, TsMs
 
 
 class Head(Struct, frozen=True):
-    """First look: a topic push, or an answer to an ``op`` (subscribe, ping)."""
+    """First look: a topic push, an answer to an ``op`` (subscribe, ping), or one item
+    of REST ``recent-trade`` (``execId``)."""
 
     topic: str | UnsetType = UNSET
     op: str | UnsetType = UNSET
+    execId: str | UnsetType = UNSET
 
 
 class PublicTrade(Struct, frozen=True):
@@ -33,6 +35,24 @@ class PublicTrade(Struct, frozen=True):
     L: str | UnsetType = UNSET  # tick direction (perpetuals and futures only)
     seq: Id | UnsetType = UNSET  # cross sequence, shared with the book
     RPI: bool | UnsetType = UNSET
+
+
+class RecentTrade(Struct, frozen=True):
+    """One item of REST ``GET /v5/market/recent-trade`` (``result.list[]``).
+
+    Other names and types than the push's: ``execId`` is ``i``, ``time`` (ms, as text) is
+    ``T``, ``side`` is ``S``, ``size`` is ``v``; ``seq`` is text here.
+    """
+
+    execId: str
+    symbol: str
+    price: str
+    size: str
+    side: Literal["Buy", "Sell"]  # the taker's side
+    time: IntText
+    isBlockTrade: bool = False
+    isRPITrade: bool | UnsetType = UNSET
+    seq: IntText | UnsetType = UNSET
 
 
 class PublicTradeMsg(Struct, frozen=True):
@@ -114,6 +134,7 @@ class OpMsg(Struct, frozen=True):
 
 HEAD = msgspec.json.Decoder(Head | list[object] | str | int | float | bool | None)
 PUBLIC_TRADE = msgspec.json.Decoder(PublicTradeMsg)
+RECENT_TRADE = msgspec.json.Decoder(RecentTrade)
 TICKERS = msgspec.json.Decoder(TickersMsg)
 ORDERBOOK = msgspec.json.Decoder(OrderbookMsg)
 KLINE = msgspec.json.Decoder(KlineMsg)

@@ -18,6 +18,7 @@ Kinds (Exchange: told by ``type``; Advanced Trade: told by ``channel``)::
     kind              channel      message                          exchange time
     match             trade        type match                       time
     last_match        trade        type last_match (replayed)       time
+    rest_trade        trade        REST trades item (no type)       time
     ticker            book_ticker  type ticker                      time, if present
     snapshot          depth        type snapshot (level2)           None
     l2update          depth        type l2update                    time
@@ -29,6 +30,12 @@ Kinds (Exchange: told by ``type``; Advanced Trade: told by ``channel``)::
     at_l2_data        depth        AT channel l2_data               timestamp
     at_candles        kline        AT channel candles               timestamp
     at_heartbeats     control      AT channel heartbeats            timestamp
+
+A ``rest_trade`` is one item of REST ``GET /products/{id}/trades``, as a back-fill stores
+it: ``{"time":"2020-03-20T00:36:59.860Z","trade_id":86327327,"price":"6225.32000000",
+"size":"0.06469797","side":"sell"}``. It has no ``type`` and names no product (symbol
+None: the request named it); its ``side`` is the maker's too, so it parses to the same
+Trade as the ``match`` of that trade id.
 
 Advanced Trade serves the same books and trade ids as the Exchange feed (its ``trade_id``
 is the same per-product sequence, sent as text) and its ``side`` is the maker's side too
@@ -73,6 +80,7 @@ QUOTES: Final[tuple[str, ...]] = (
 CHANNEL_OF_KIND: Final[Mapping[str, str]] = {
     "match": "trade",
     "last_match": "trade",
+    "rest_trade": "trade",
     "ticker": "book_ticker",
     "snapshot": "depth",
     "l2update": "depth",
@@ -101,7 +109,9 @@ _TAKER: Final[Mapping[str, str]] = {"buy": "sell", "sell": "buy", "BUY": "sell",
 _Read = tuple[str | None, int | None]  # (product id, exchange time)
 
 
-def _match_trade(m: wire.MatchMsg | wire.AtTrade, trade_id: int, where: str) -> Trade:
+def _match_trade(
+    m: wire.MatchMsg | wire.AtTrade | wire.RestTrade, trade_id: int, where: str
+) -> Trade:
     return Trade(
         trade_id=trade_id,
         price=plain_money(m.price, f"{where}.price"),
@@ -214,6 +224,19 @@ _AT_READERS: Final[Mapping[str, Callable[[Raw], list[str]]]] = {
 }
 
 
+def _rest_trade(payload: bytes) -> Parsed:
+    m = decode(wire.REST_TRADE, payload)
+    trade = _match_trade(m, m.trade_id, "")
+    return Parsed(
+        kind="rest_trade",
+        channel="trade",
+        venue_symbol=None,
+        symbol=None,
+        event_ts_exchange_ms=trade.ts_ms,
+        trades=(trade,),
+    )
+
+
 class CoinbaseParser(TableParser):
     """The coinbase parser; implements :class:`buff_dataplane.feeds.base.Parser`."""
 
@@ -231,7 +254,11 @@ class CoinbaseParser(TableParser):
             return self._exchange(payload, head.type)
         if head.channel is not UNSET:
             return self._advanced(payload, head.channel)
-        raise PayloadRejected("unknown_message", "no `type` (Exchange) and no `channel` (AT)")
+        if head.trade_id is not UNSET:
+            return _rest_trade(payload)
+        raise PayloadRejected(
+            "unknown_message", "no `type` (Exchange), no `channel` (AT), no `trade_id` (REST)"
+        )
 
     def _parsed(self, kind: str, product: str | None, ts: int | None) -> Parsed:
         return Parsed(

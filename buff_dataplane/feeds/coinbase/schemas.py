@@ -25,6 +25,7 @@ from buff_dataplane.feeds.common import Id, IntText
 class Head(Struct, frozen=True):
     type: str | UnsetType = UNSET
     channel: str | UnsetType = UNSET
+    trade_id: object = UNSET  # with neither of the above: a REST trades item
 
 
 class MatchMsg(Struct, frozen=True):
@@ -40,6 +41,16 @@ class MatchMsg(Struct, frozen=True):
     size: str
     price: str
     side: Literal["buy", "sell"]  # the MAKER's side: the taker took the other one
+
+
+class RestTrade(Struct, frozen=True):
+    """One item of REST ``GET /products/{id}/trades`` (newest first); names no product."""
+
+    time: str
+    trade_id: Id
+    price: str
+    size: str
+    side: Literal["buy", "sell"]  # the MAKER's side, as on the ``matches`` channel
 
 
 class TickerMsg(Struct, frozen=True):
@@ -163,6 +174,7 @@ class AtMsg(Struct, frozen=True):
 
 HEAD = msgspec.json.Decoder(Head | list[object] | str | int | float | bool | None)
 MATCH = msgspec.json.Decoder(MatchMsg)
+REST_TRADE = msgspec.json.Decoder(RestTrade)
 TICKER = msgspec.json.Decoder(TickerMsg)
 BOOK_SNAPSHOT = msgspec.json.Decoder(BookSnapshotMsg)
 L2UPDATE = msgspec.json.Decoder(L2UpdateMsg)

@@ -15,8 +15,11 @@ from the number's text in the message (msgspec.Raw), so ``0.5147`` is exactly
 
 Kinds::
 
-    kind              channel   protocol  told by                        exchange time
-    trade             trade     v2        channel trade                  earliest timestamp
+    kind              channel      protocol  told by                     exchange time
+    trade             trade        v2        channel trade               earliest timestamp
+    ticker            book_ticker  v2        channel ticker              timestamp, else None
+    rest_trade        trade        REST      a 7-item array (a Trades    time (epoch seconds)
+                                             row: names no pair)
     status            control   v2        channel status                 None
     heartbeat         control   v2        channel heartbeat              None
     pong              control   v2        method pong                    None
@@ -28,6 +31,18 @@ Kinds::
     heartbeat_v1      control   v1        event heartbeat                None
     system_status_v1  control   v1        event systemStatus             None
     pong_v1           control   v1        event pong                     None
+
+A REST ``Trades`` row (exchanges.md 6.3), stored as one back-filled event::
+
+    ["105433.60000","0.00027625",1762795433.9717445,"b","l","",10218208]
+
+parses to ``Parsed(kind="rest_trade", channel="trade", venue_symbol=None, symbol=None,
+event_ts_exchange_ms=1762795433971, trades=(Trade(trade_id=10218208,
+price=Decimal("105433.60000"), size=Decimal("0.00027625"), taker_side="buy", ...),))``:
+the time is a JSON number read from its text (floored to the ms, no float), ``b`` is a
+taker buy. The same trade over v2 and REST has the same content (decimals compare by
+value; the v2 timestamp's microseconds and the REST float's digits floor to the same ms).
+A 6-item row (the older REST layout, without ``trade_id``) is refused as ``no_trade_id``.
 
 v1 ``trade`` arrays (``[id, [[price, volume, time, side, type, misc], ...], "trade",
 pair]``) are recognised and checked, then refused as ``no_trade_id``: v1 gives trades no id,
@@ -74,6 +89,8 @@ ALIASES: Final[Mapping[str, str]] = {"XBT": "BTC", "XDG": "DOGE"}
 
 CHANNEL_OF_KIND: Final[Mapping[str, str]] = {
     "trade": "trade",
+    "ticker": "book_ticker",
+    "rest_trade": "trade",
     "status": "control",
     "heartbeat": "control",
     "pong": "control",
@@ -140,6 +157,34 @@ def _trades_v1(body: Raw) -> None:
     )
 
 
+def _rest_trade(payload: bytes, width: int) -> Parsed:
+    """A REST ``Trades`` row: one trade, no pair (the response is keyed by it)."""
+    if width == 6:
+        raise PayloadRejected(
+            "no_trade_id", "a 6-item Trades row (the layout before trade_id) gives no trade id"
+        )
+    row = decode(wire.TRADE_ROW_REST, payload)
+    price, volume, time, side, _ord_type, _misc, trade_id = row
+    ts = seconds_ms(bytes(time).decode("ascii", "replace"), "[2]")
+    trade = Trade(
+        trade_id=trade_id,
+        price=plain_money(price, "[0]"),
+        size=plain_money(volume, "[1]"),
+        taker_side="buy" if side == "b" else "sell",
+        ts_ms=ts,
+        first_trade_id=None,
+        last_trade_id=None,
+    )
+    return Parsed(
+        kind="rest_trade",
+        channel="trade",
+        venue_symbol=None,
+        symbol=None,
+        event_ts_exchange_ms=ts,
+        trades=(trade,),
+    )
+
+
 class KrakenParser(TableParser):
     """The kraken parser (v2 and v1); implements :class:`buff_dataplane.feeds.base.Parser`."""
 
@@ -152,6 +197,8 @@ class KrakenParser(TableParser):
     def parse(self, payload: bytes) -> Parsed:
         head = decode(wire.HEAD, payload)
         if isinstance(head, list):
+            if len(head) in (6, 7):
+                return _rest_trade(payload, len(head))
             return self._array_v1(head)
         if not isinstance(head, wire.Head):
             raise PayloadRejected("unknown_message", "expected a JSON object or array")
@@ -206,6 +253,8 @@ class KrakenParser(TableParser):
                 for n, t in enumerate(m.data)
             ]
             return trade_message("trade", pair, symbol, trades, ".data")
+        if channel == "ticker":
+            return self._ticker(payload)
         if channel == "status":
             decode(wire.STATUS, payload)
             return self._control("status")
@@ -213,6 +262,26 @@ class KrakenParser(TableParser):
             decode(wire.HEARTBEAT, payload)
             return self._control("heartbeat")
         raise PayloadRejected("unknown_message", f"v2 channel {show(channel)}")
+
+    def _ticker(self, payload: bytes) -> Parsed:
+        m = decode(wire.TICKER, payload)
+        if not m.data:
+            raise bad(".data", "a ticker push without data")
+        pair = one_symbol([t.symbol for t in m.data], ".data")
+        symbol = self.to_canonical(pair)
+        times: list[int] = []
+        for n, t in enumerate(m.data):
+            for name in ("bid", "bid_qty", "ask", "ask_qty"):
+                number_money(getattr(t, name), f".data[{n}].{name}")
+            if t.timestamp is not UNSET:
+                times.append(iso_ms(t.timestamp, f".data[{n}].timestamp"))
+        return Parsed(
+            kind="ticker",
+            channel="book_ticker",
+            venue_symbol=pair,
+            symbol=symbol,
+            event_ts_exchange_ms=min(times) if times else None,
+        )
 
     def _answer(self, payload: bytes) -> Parsed:
         m = decode(wire.METHOD, payload)

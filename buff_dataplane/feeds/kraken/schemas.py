@@ -41,6 +41,30 @@ class TradeMsg(Struct, frozen=True):
     data: list[TradeItem]
 
 
+class TickerItem(Struct, frozen=True):
+    """One ``ticker`` item: level 1 (best bid/offer) and the 24 h statistics."""
+
+    symbol: str
+    bid: Raw  # JSON numbers, exact text
+    bid_qty: Raw
+    ask: Raw
+    ask_qty: Raw
+    last: Raw | UnsetType = UNSET
+    volume: Raw | UnsetType = UNSET
+    vwap: Raw | UnsetType = UNSET
+    low: Raw | UnsetType = UNSET
+    high: Raw | UnsetType = UNSET
+    change: Raw | UnsetType = UNSET
+    change_pct: Raw | UnsetType = UNSET
+    timestamp: str | UnsetType = UNSET  # RFC 3339; in the current docs, not in older ones
+
+
+class TickerMsg(Struct, frozen=True):
+    channel: Literal["ticker"]
+    type: Literal["snapshot", "update"]
+    data: list[TickerItem]
+
+
 class StatusItem(Struct, frozen=True):
     system: str
     api_version: str | UnsetType = UNSET
@@ -77,6 +101,14 @@ class MethodMsg(Struct, frozen=True):
     time_out: str | UnsetType = UNSET
 
 
+# --- REST -------------------------------------------------------------------------------
+
+# One row of REST ``GET /0/public/Trades`` (exchanges.md 6.3), stored as one back-filled
+# event: [price, volume, time (a JSON number, epoch seconds), "b"/"s" (taker), "m"/"l",
+# misc, trade_id]. It names no pair: the response is keyed by the pair.
+TradeRowRest = tuple[str, str, Raw, Literal["b", "s"], Literal["m", "l"], str, Id]
+
+
 # --- v1 ---------------------------------------------------------------------------------
 
 
@@ -110,6 +142,8 @@ TradeRowV1 = tuple[str, str, str, Literal["b", "s"], Literal["m", "l"], str]
 
 HEAD = msgspec.json.Decoder(Head | list[Raw] | str | int | float | bool | None)
 TRADE = msgspec.json.Decoder(TradeMsg)
+TICKER = msgspec.json.Decoder(TickerMsg)
+TRADE_ROW_REST = msgspec.json.Decoder(TradeRowRest)
 STATUS = msgspec.json.Decoder(StatusMsg)
 HEARTBEAT = msgspec.json.Decoder(HeartbeatMsg)
 METHOD = msgspec.json.Decoder(MethodMsg)

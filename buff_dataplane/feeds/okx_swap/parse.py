@@ -15,7 +15,9 @@ Kinds::
     kind              channel      told by                          exchange time
     trades            trade        arg.channel trades               earliest data[].ts
     trades_all        trade        arg.channel trades-all           earliest data[].ts
+    history_trade     trade        a bare object with tradeId       ts
     tickers           book_ticker  arg.channel tickers              data[0].ts
+    mark_price        mark_price   arg.channel mark-price           data[0].ts
     books             depth        arg.channel books                data[0].ts
     subscription_ack  control      event subscribe / unsubscribe    None
     error             control      event error                      None
@@ -29,6 +31,18 @@ end at ``tradeId``: ``first_trade_id = tradeId - count + 1``, ``last_trade_id = 
 Without ``count`` (``trades-all``, and ``trades`` before 2023) a print is one match and
 both are None. Every item must name the push's ``arg.instId`` (else
 ``stream_symbol_mismatch``).
+
+``history_trade`` is one item of REST ``GET /api/v5/market/history-trades`` (the
+back-fill stores each item as one raw event, re-serialized compactly)::
+
+    {"instId":"BTC-USDT-SWAP","side":"sell","sz":"3","source":"0","px":"29963.2",
+     "tradeId":"242720720","ts":"1654161646974"}
+
+It is one match (REST items are not aggregated; a ``count`` other than ``"1"`` is
+refused), reported as covering exactly its own id (``first_trade_id = last_trade_id =
+tradeId``), which is what a ``trades`` print of ``count`` 1 reports: the two reports of
+one single-match print compare equal. A REST item for a match inside a print of several
+is another report (its own size) of a match the print covers.
 
 Instruments: ``BTC-USDT-SWAP`` -> ``BTC-USDT-PERP``, ``UNI-USD-SWAP`` (coin-margined)
 -> ``UNI-USD-PERP``. Spot pairs (``BTC-USDT``), dated futures (``BTC-USD-220527``) and
@@ -72,7 +86,9 @@ OTHER_PRODUCTS: Final[tuple[tuple[str, str], ...]] = (
 CHANNEL_OF_KIND: Final[Mapping[str, str]] = {
     "trades": "trade",
     "trades_all": "trade",
+    "history_trade": "trade",
     "tickers": "book_ticker",
+    "mark_price": "mark_price",
     "books": "depth",
     "subscription_ack": "control",
     "error": "control",
@@ -84,6 +100,7 @@ _PUSH_KINDS: Final[Mapping[str, str]] = {
     "trades": "trades",
     "trades-all": "trades_all",
     "tickers": "tickers",
+    "mark-price": "mark_price",
     "books": "books",
 }
 _EVENT_KINDS: Final[Mapping[str, str]] = {
@@ -99,6 +116,24 @@ def _mismatch(inst_id: str, named: str) -> PayloadRejected:
     return PayloadRejected(
         "stream_symbol_mismatch", f"arg.instId {show(inst_id)} carries instId={show(named)}"
     )
+
+
+def _history_trade(payload: bytes, parser: TableParser) -> Parsed:
+    """A REST history-trades item: one match, covering its own id."""
+    t = decode(wire.HISTORY_TRADE, payload)
+    if t.count is not UNSET and t.count != "1":
+        raise bad(".count", f"a history-trades item is one match, not {show(t.count)}")
+    trade_id = int_text(t.tradeId, ".tradeId")
+    trade = Trade(
+        trade_id=trade_id,
+        price=plain_money(t.px, ".px"),
+        size=plain_money(t.sz, ".sz"),
+        taker_side=t.side,
+        ts_ms=ts_text(t.ts, ".ts"),
+        first_trade_id=trade_id,
+        last_trade_id=trade_id,
+    )
+    return trade_message("history_trade", t.instId, parser.to_canonical(t.instId), [trade], "")
 
 
 def _trade(t: wire.TradeItem, where: str) -> Trade:
@@ -137,6 +172,8 @@ class OkxSwapParser(TableParser):
             raise PayloadRejected("unknown_message", "expected a JSON object")
         if head.event is not UNSET:
             return self._event(payload, head.event)
+        if head.arg is UNSET and head.data is UNSET and head.tradeId is not UNSET:
+            return _history_trade(payload, self)
         if head.arg is UNSET or head.data is UNSET:
             raise PayloadRejected("unknown_message", "neither an event nor an arg/data push")
         kind = _PUSH_KINDS.get(head.arg.channel)
@@ -169,7 +206,16 @@ class OkxSwapParser(TableParser):
         return trade_message(kind, inst_id, symbol, trades, ".data")
 
     def _quote(self, payload: bytes, kind: str, inst_id: str) -> int:
-        """Check a tickers or books push; return its exchange time."""
+        """Check a tickers, mark-price or books push; return its exchange time."""
+        if kind == "mark_price":
+            marks = decode(wire.MARK_PRICE, payload).data
+            if not marks:
+                raise bad(".data", "a mark-price push without data")
+            for n, mark in enumerate(marks):
+                if mark.instId != inst_id:
+                    raise _mismatch(inst_id, mark.instId)
+                plain_money(mark.markPx, f".data[{n}].markPx")
+            return ts_text(marks[0].ts, ".data[0].ts")
         if kind == "tickers":
             tickers = decode(wire.TICKERS, payload).data
             if not tickers:

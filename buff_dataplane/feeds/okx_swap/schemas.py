@@ -22,11 +22,13 @@ class Arg(Struct, frozen=True):
 
 
 class Head(Struct, frozen=True):
-    """First look: a push (``arg`` + ``data``) or an event (subscribe, error, notice)."""
+    """First look: a push (``arg`` + ``data``), an event (subscribe, error, notice), or a
+    REST ``history-trades`` item (a bare object with ``tradeId``)."""
 
     event: str | UnsetType = UNSET
     arg: Arg | UnsetType = UNSET
     data: Raw | UnsetType = UNSET
+    tradeId: Raw | UnsetType = UNSET
 
 
 class TradeItem(Struct, frozen=True):
@@ -39,6 +41,30 @@ class TradeItem(Struct, frozen=True):
     count: IntText | UnsetType = UNSET  # matches aggregated (`trades` since 2023)
     source: str | UnsetType = UNSET
     seqId: int | UnsetType = UNSET
+
+
+class HistoryTradeItem(Struct, frozen=True):
+    """One item of REST ``GET /api/v5/market/history-trades``: one match, no ``count``.
+
+    ``{"instId":"BTC-USDT-SWAP","side":"sell","sz":"3","source":"0","px":"29963.2",
+    "tradeId":"242720720","ts":"1654161646974"}``
+    """
+
+    instId: str
+    tradeId: IntText
+    px: str
+    sz: str
+    side: Literal["buy", "sell"]
+    ts: IntText
+    source: str | UnsetType = UNSET
+    count: IntText | UnsetType = UNSET  # not sent; "1" is the only value that would fit
+
+
+class MarkPriceItem(Struct, frozen=True):
+    instId: str
+    markPx: str
+    ts: IntText
+    instType: str | UnsetType = UNSET
 
 
 class TickerItem(Struct, frozen=True):
@@ -66,6 +92,11 @@ class TradesMsg(Struct, frozen=True):
     data: list[TradeItem]
 
 
+class MarkPriceMsg(Struct, frozen=True):
+    arg: Arg
+    data: list[MarkPriceItem]
+
+
 class TickersMsg(Struct, frozen=True):
     arg: Arg
     data: list[TickerItem]
@@ -91,5 +122,7 @@ class EventMsg(Struct, frozen=True):
 HEAD = msgspec.json.Decoder(Head | list[object] | str | int | float | bool | None)
 TRADES = msgspec.json.Decoder(TradesMsg)
 TICKERS = msgspec.json.Decoder(TickersMsg)
+MARK_PRICE = msgspec.json.Decoder(MarkPriceMsg)
+HISTORY_TRADE = msgspec.json.Decoder(HistoryTradeItem)
 BOOKS = msgspec.json.Decoder(BooksMsg)
 EVENT = msgspec.json.Decoder(EventMsg)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from buff_dataplane.core.errors import PayloadRejected, ValidationError
-from buff_dataplane.feeds.base import Parsed, Trade
+from buff_dataplane.feeds.base import Parsed, Trade, single_trade
 from buff_dataplane.feeds.bybit_linear.parse import PARSER, VENUE, parse, to_canonical, to_venue
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -94,6 +94,18 @@ ACCEPTED: dict[str, Parsed] = {
         trade("8c931d9a-b703-5c34-9aeb-860867cf1f66", "69916.80", "0.001", "sell", 1774021164272),
         trade("307fb58f-09dc-5121-b24f-eb2f81873445", "69916.80", "0.001", "sell", 1774021164272),
     ),
+    "recentTrade.json": Parsed(
+        kind="recentTrade",
+        channel="trade",
+        venue_symbol="BTCUSDT",
+        symbol="BTC-USDT-PERP",
+        event_ts_exchange_ms=1786310819680,
+        trades=(
+            trade(
+                "a9188a0a-82bc-50de-be60-03eedbe3cdd7", "65114.20", "0.004", "sell", 1786310819680
+            ),
+        ),
+    ),
     "tickers_snapshot.json": other("tickers", "book_ticker", 1786310817583, "BTCUSDT"),
     "tickers_delta.json": other("tickers", "book_ticker", 1786310817883, "BTCUSDT"),
     "orderbook_snapshot.json": other("orderbook", "depth", 1786310818952, "SOLUSDT"),
@@ -111,6 +123,8 @@ REJECTED: dict[str, str] = {
     "empty_batch.json": "bad_field",
     "legacy_trade.json": "unknown_message",
     "price_number.json": "bad_field",
+    "recentTrade_spot_doc.json": "bad_field",
+    "recentTrade_time_number.json": "bad_field",
     "spot_publicTrade.json": "bad_field",
     "topic_symbol_mismatch.json": "stream_symbol_mismatch",
     "truncated.json": "not_json",
@@ -221,3 +235,25 @@ def test_to_venue_refuses_a_spot_key():
 def test_parser_identity():
     assert PARSER.venue == VENUE == "bybit-linear"
     assert "publicTrade" in PARSER.kinds
+
+
+def test_a_recent_trade_item_is_the_same_trade_as_its_push():
+    rest = parse(load("recentTrade.json"))
+    ws = parse(load("publicTrade.json"))
+    assert single_trade(rest) == ws.trades[0]
+    assert (rest.symbol, rest.event_ts_exchange_ms) == (ws.symbol, ws.event_ts_exchange_ms)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ('"side":"Sell"', '"side":"sell"', "bad_field"),
+        ('"size":"0.004"', '"size":"0"', "bad_field"),
+        ('"time":"1786310819680"', '"time":"1786310819680000"', "bad_field"),
+        ('"time":"1786310819680"', '"time":"-1"', "bad_field"),
+        ('"symbol":"BTCUSDT"', '"symbol":"BTCUSDT-26SEP25"', "unsupported_instrument"),
+        ('"execId":"a9188a0a-82bc-50de-be60-03eedbe3cdd7",', "", "unknown_message"),
+    ],
+)
+def test_out_of_contract_recent_trade_item_is_refused(old, new, reason):
+    assert reject(edit("recentTrade.json", old, new)).reason == reason

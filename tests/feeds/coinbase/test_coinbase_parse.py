@@ -73,6 +73,12 @@ ACCEPTED: dict[str, Parsed] = {
     "at_market_trades.json": one_trade(
         "at_market_trades", "BTC-USD", 1068572091, "65083.67", "0.01034361", "buy", 1786309548167
     ),
+    # a REST trades item names no product; its side is the maker's too
+    "rest_trade.json": msgspec.structs.replace(
+        one_trade("rest_trade", "-", 86327327, "6225.32", "0.06469797", "buy", 1584664619860),
+        venue_symbol=None,
+        symbol=None,
+    ),
     "ticker.json": other("ticker", "book_ticker", 1618677810244, "BAND-GBP"),
     "snapshot.json": other("snapshot", "depth", None, "SKL-GBP"),
     "l2update.json": other("l2update", "depth", 1618677817075, "SKL-BTC"),
@@ -94,6 +100,8 @@ REJECTED: dict[str, str] = {
     "match_time_no_zone.json": "bad_field",
     "match_unknown_quote.json": "unsupported_instrument",
     "received.json": "unknown_message",
+    "rest_trade_side_upper.json": "bad_field",
+    "rest_trade_price_number.json": "bad_field",
     "truncated.json": "not_json",
 }
 MULTI = {"at_market_trades_snapshot.json"}
@@ -190,3 +198,27 @@ def test_other_products_are_unsupported(product):
 def test_parser_identity():
     assert PARSER.venue == VENUE == "coinbase"
     assert {"match", "last_match", "at_market_trades"} <= PARSER.kinds
+
+
+def test_a_rest_item_is_the_same_trade_as_its_match():
+    """A back-filled item and the live match of the same trade id dedupe as one trade."""
+    match = parse(load("match_doc.json")).trades[0]
+    item = b'{"time":"2014-11-07T08:19:27.028459Z","trade_id":10,"price":"400.23",'
+    item += b'"size":"5.23512","side":"sell"}'
+    parsed = parse(item)
+    assert (parsed.kind, parsed.channel, parsed.symbol) == ("rest_trade", "trade", None)
+    assert parsed.trades == (match,)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ('"trade_id":86327327', '"trade_id":"86327327"', "bad_field"),
+        ('"trade_id":86327327', '"trade_id":-1', "bad_field"),
+        ('"size":"0.06469797"', '"size":"0"', "bad_field"),
+        ('"time":"2020-03-20T00:36:59.860Z"', '"time":"2020-03-20T00:36:59"', "bad_field"),
+        ('"trade_id":86327327,', "", "unknown_message"),  # no type, channel or trade_id
+    ],
+)
+def test_out_of_contract_rest_items_are_refused(old, new, reason):
+    assert reject(edit("rest_trade.json", old, new)).reason == reason

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from buff_dataplane.core.errors import PayloadRejected
-from buff_dataplane.feeds.base import Parsed, Trade
+from buff_dataplane.core.trades import content_key
+from buff_dataplane.feeds.base import Parsed, Trade, single_trade
 from buff_dataplane.feeds.kraken.parse import PARSER, VENUE, parse, to_canonical, to_venue
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -72,6 +73,16 @@ ACCEPTED: dict[str, Parsed] = {
     "trade_update.json": trades(
         "BTC/USD", trade(10218208, "105433.6", "0.00027625", "buy", 1762795433971)
     ),
+    "rest_trade.json": Parsed(
+        kind="rest_trade",
+        channel="trade",
+        venue_symbol=None,
+        symbol=None,
+        event_ts_exchange_ms=1762795433971,
+        trades=(trade(10218208, "105433.60000", "0.00027625", "buy", 1762795433971),),
+    ),
+    "ticker.json": other("ticker", "book_ticker", None, "ALGO/USD"),
+    "ticker_update.json": other("ticker", "book_ticker", 1762795433971, "BTC/USD"),
     "status.json": other("status", "control", None),
     "heartbeat.json": other("heartbeat", "control", None),
     "pong.json": other("pong", "control", None),
@@ -89,6 +100,8 @@ ACCEPTED: dict[str, Parsed] = {
 }
 REJECTED: dict[str, str] = {
     "book_v1_level_number.json": "bad_field",
+    "rest_trade_no_id.json": "no_trade_id",
+    "rest_trade_time_string.json": "bad_field",
     "ticker_v1.json": "unknown_message",
     "trade_mixed_symbols.json": "mixed_symbols",
     "trade_price_string.json": "bad_field",
@@ -222,3 +235,64 @@ def test_other_pairs_are_unsupported(pair):
 def test_parser_identity():
     assert PARSER.venue == VENUE == "kraken"
     assert {"trade", "book_update_v1"} <= PARSER.kinds
+
+
+# -- REST Trades rows: what a back-fill stores, read back by the same parser ----------------
+
+
+def test_a_rest_row_and_the_v2_push_of_one_trade_have_the_same_content():
+    # exchanges.md 6.3's consecutive row and the v2 update built from it (trade 10218208)
+    rest = single_trade(parse(load("rest_trade.json")))
+    ws = single_trade(parse(load("trade_update.json")))
+    assert rest is not None and ws is not None
+    assert content_key(rest) == content_key(ws)
+    assert (rest.price, str(rest.price), str(ws.price)) == (ws.price, "105433.60000", "105433.6")
+
+
+@pytest.mark.parametrize(
+    ("time", "ms"),
+    [
+        ("1762795433.9717445", 1762795433971),
+        ("1762795433.999999", 1762795433999),  # floored, never rounded up to the next ms
+        ("1762795434", 1762795434000),
+        ("1762795433.001", 1762795433001),
+    ],
+)
+def test_a_rest_row_time_is_read_from_the_number_text(time, ms):
+    row = edit("rest_trade.json", "1762795433.9717445", time)
+    assert parse(row).event_ts_exchange_ms == ms
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("1762795433.9717445", "1.7627954339717445e9"),  # exponent form: not epoch seconds
+        ('"b"', '"buy"'),
+        ('"l"', '"limit"'),
+        ('"105433.60000"', "105433.6"),  # REST money is decimal text
+        ('"0.00027625"', '"-0.00027625"'),
+        ("10218208]", '"10218208"]'),
+        ('"",10218208]', '"",10218208,1]'),
+    ],
+)
+def test_out_of_contract_rest_row_is_refused(old, new):
+    assert reject(edit("rest_trade.json", old, new)).reason in ("bad_field", "unknown_message")
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"bid":105433.5', '"bid":"105433.5"'),
+        ('"ask_qty":1.25', '"ask_qty":0'),
+        ('"timestamp":"2025-11-10T17:23:53.971744Z"', '"timestamp":"yesterday"'),
+    ],
+)
+def test_out_of_contract_ticker_is_bad_field(old, new):
+    assert reject(edit("ticker_update.json", old, new)).reason == "bad_field"
+
+
+def test_a_ticker_naming_two_pairs_is_mixed_symbols():
+    body = load("ticker_update.json").decode()
+    item = body[body.index("[{") + 1 : body.rindex("}]") + 1]
+    two = body.replace(item, item + "," + item.replace("BTC/USD", "ETH/USD"))
+    assert reject(two.encode()).reason == "mixed_symbols"

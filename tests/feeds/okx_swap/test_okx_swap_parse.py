@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from buff_dataplane.core.errors import PayloadRejected, ValidationError
-from buff_dataplane.feeds.base import Parsed, Trade
+from buff_dataplane.core.trades import content_key
+from buff_dataplane.feeds.base import Parsed, Trade, single_trade
 from buff_dataplane.feeds.okx_swap.parse import PARSER, VENUE, parse, to_canonical, to_venue
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -78,6 +79,25 @@ ACCEPTED: dict[str, Parsed] = {
         "BTC-USDT-SWAP",
         Trade(trade_id=130639474, first_trade_id=None, last_trade_id=None, **DOC_TRADE),
     ),
+    "history_trade.json": Parsed(
+        kind="history_trade",
+        channel="trade",
+        venue_symbol="BTC-USDT-SWAP",
+        symbol="BTC-USDT-PERP",
+        event_ts_exchange_ms=1654161646974,
+        trades=(
+            Trade(
+                trade_id=242720720,
+                price=Decimal("29963.2"),
+                size=Decimal("3"),
+                taker_side="sell",
+                ts_ms=1654161646974,
+                first_trade_id=242720720,  # one match: it covers its own id
+                last_trade_id=242720720,
+            ),
+        ),
+    ),
+    "mark_price.json": other("mark_price", "mark_price", 1630049139746, "BTC-USDT-SWAP"),
     "tickers.json": other("tickers", "book_ticker", 1652459223143, "UNI-USD-SWAP"),
     "books_snapshot.json": other("books", "depth", 1652459225363, "UNI-USD-SWAP"),
     "books_update.json": other("books", "depth", 1652459225464, "UNI-USD-SWAP"),
@@ -93,6 +113,8 @@ REJECTED: dict[str, str] = {
     "bad_inst.json": "unsupported_instrument",
     "count_past_first_id.json": "bad_field",
     "futures_trades.json": "other_product",
+    "history_trade_count.json": "bad_field",
+    "history_trade_spot.json": "other_product",
     "inst_mismatch.json": "stream_symbol_mismatch",
     "option_trades.json": "other_product",
     "spot_trades.json": "other_product",
@@ -160,6 +182,52 @@ def test_out_of_contract_field_is_bad_field(name, old, new):
     assert reject(edit(name, old, new)).reason == "bad_field"
 
 
+def test_a_rest_item_and_a_single_match_print_of_one_trade_compare_equal():
+    # The back-fill tells a resent trade from a conflict by content_key: a REST item for
+    # a print of count 1 must be the same trade.
+    print_ = parse(edit("trades_count.json", '"count":"3"', '"count":"1"')).trades[0]
+    item = edit("history_trade.json", '"tradeId":"242720720"', '"tradeId":"130639474"')
+    item = item.replace(b'"px":"29963.2"', b'"px":"42219.9"').replace(b'"sz":"3"', b'"sz":"12"')
+    item = item.replace(b'"side":"sell"', b'"side":"buy"')
+    rest = single_trade(parse(item.replace(b'"ts":"1654161646974"', b'"ts":"1630048897897"')))
+    assert rest is not None and content_key(rest) == content_key(print_)
+
+
+def test_a_rest_item_with_a_count_of_one_is_still_one_match():
+    payload = edit("history_trade.json", '"ts":"1654161646974"', '"ts":"1654161646974","count":"1"')
+    assert parse(payload) == ACCEPTED["history_trade.json"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"px":"29963.2"', '"px":"0"'),
+        ('"side":"sell"', '"side":"SELL"'),
+        ('"tradeId":"242720720"', '"tradeId":242720720'),
+        ('"ts":"1654161646974"', '"ts":"-1"'),
+    ],
+)
+def test_an_out_of_contract_rest_item_is_bad_field(old, new):
+    assert reject(edit("history_trade.json", old, new)).reason == "bad_field"
+
+
+def test_a_rest_item_of_another_instrument_type_is_refused():
+    payload = edit("history_trade.json", '"BTC-USDT-SWAP"', '"BTC-USD-220527"')
+    assert reject(payload).reason == "other_product"
+
+
+def test_a_mark_price_push_must_carry_a_positive_price_of_its_instrument():
+    assert reject(edit("mark_price.json", '"markPx":"42310.6"', '"markPx":""')).reason == (
+        "bad_field"
+    )
+    wrong = edit(
+        "mark_price.json", '"instType":"SWAP","instId":"BTC-USDT-SWAP"', '"instId":"ETH-USDT-SWAP"'
+    )
+    assert reject(wrong).reason == "stream_symbol_mismatch"
+    empty = b'{"arg":{"channel":"mark-price","instId":"BTC-USDT-SWAP"},"data":[]}'
+    assert reject(empty).reason == "bad_field"
+
+
 def test_an_empty_ticker_side_is_allowed():
     parsed = parse(edit("tickers.json", '"bidPx":"5.134","bidSz":"96"', '"bidPx":"","bidSz":""'))
     assert parsed.channel == "book_ticker"
@@ -199,4 +267,4 @@ def test_to_venue_refuses_a_spot_key():
 
 def test_parser_identity():
     assert PARSER.venue == VENUE == "okx-swap"
-    assert {"trades", "trades_all"} <= PARSER.kinds
+    assert {"trades", "trades_all", "history_trade", "mark_price"} <= PARSER.kinds
