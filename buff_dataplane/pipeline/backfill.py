@@ -274,7 +274,8 @@ class Backfiller:
         h = self.history
         out.requests += 1
         page = await h.trades(venue_symbol, limit=h.page_limit)
-        if not page.ids or page.ts_ms[0] > gap.ts_from_ms:
+        whole = len(page.ids) < h.page_limit  # a short page is the venue's whole history
+        if not page.ids or (page.ts_ms[0] > gap.ts_from_ms and not whole):
             since = f"from {page.ts_ms[0]} ms" if page.ids else "none"
             raise _Unfillable(
                 f"{self.venue} REST serves only its latest {h.page_limit} trades ({since}); "

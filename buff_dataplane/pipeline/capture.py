@@ -442,20 +442,24 @@ class Capture:
                 self.ledger,
                 now_ms=self.clock,
                 config=self.config.backfill,
-                known=lambda sid, tid: self._recent(str(sid)).get(tid),
+                known=self._known,
                 on_append=self._backfilled,
             )
         while True:
             due, gap = await self._jumps.get()
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if gap.id_from is not None and gap.status == "OPEN" and not self._still_missing(gap):
-                self.gap_stats["closed_by_late_frames"] += 1
-                continue
-            self.ledger.add_found([gap])
-            if filler is None:
-                continue
-            self._filling += 1
+            self._filling += 1  # pending from here (its grace, then its fill) until decided
             try:
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if (
+                    gap.id_from is not None
+                    and gap.status == "OPEN"
+                    and not self._still_missing(gap)
+                ):
+                    self.gap_stats["closed_by_late_frames"] += 1
+                    continue
+                self.ledger.add_found([gap])
+                if filler is None:
+                    continue
                 outcome = await filler.fill(gap)
             finally:
                 self._filling -= 1
@@ -464,6 +468,15 @@ class Capture:
             self.gap_stats["conflicts"] += len(outcome.conflicts)
             for c in outcome.conflicts:
                 self.flagged.add(c.stream_id)
+
+    def _known(self, sid: StreamId, trade_id: int) -> int | None:
+        """The back-fill's view of the cache: the last id of a print of several matches
+        (its id - 1 is covered by the same print) is COVERED for a REST match."""
+        recent = self._recent(str(sid))
+        have = recent.get(trade_id)
+        if have is not None and self._ids == "covered" and recent.get(trade_id - 1) == COVERED:
+            return COVERED
+        return have
 
     def _backfilled(self, sid: StreamId, trade: Any) -> None:
         self._recent(str(sid))[trade.trade_id] = content_digest(trade)
@@ -485,12 +498,15 @@ class Capture:
             self._jumps.put_nowait((0.0, gap))
 
     async def _drain_gaps(self) -> None:
-        """On stop: let due and running back-fills finish, within ``backfill_drain_s``."""
-        if self.history is None:
-            return
-        deadline = time.monotonic() + self.config.backfill_drain_s
+        """On stop: let gap candidates out-wait their grace and running back-fills finish,
+        within ``backfill_drain_s`` (without a REST client: the grace only); what is still
+        queued then is recorded OPEN, so no hole found is lost (the next run fills it)."""
+        limit = self.config.backfill_drain_s if self.history is not None else 0
+        deadline = time.monotonic() + limit + self.config.backfill.grace_ms / 1000
         while (self._filling or not self._jumps.empty()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        while not self._jumps.empty():
+            self.ledger.add_found([self._jumps.get_nowait()[1]])
 
     async def _committer(self) -> None:
         interval = self.log.config.group_commit_ms / 2000

@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
 
-from buff_dataplane.core.bars import Bar
+from buff_dataplane.core.bars import Bar, timeframe_ms
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.times import format_utc_ms
 from buff_dataplane.feeds.registry import parser_for
@@ -137,7 +137,6 @@ def compare_bars(
     mine = {b.open_time_ms: b for b in ours if start_ms <= b.open_time_ms < end_ms}
     theirs = {k.open_time_ms: k for k in venue if start_ms <= k.open_time_ms < end_ms}
     closes = {b.open_time_ms: b.close for b in ours}
-    tf = ours[1].open_time_ms - ours[0].open_time_ms if len(ours) > 1 else None
     diffs: list[BarDiff] = []
     compared = agreeing = ours_only = venue_only = 0
     for t in sorted(mine.keys() | theirs.keys()):
@@ -156,8 +155,10 @@ def compare_bars(
         compared += 1
         pairs = [(name, getattr(bar, name), getattr(kline, name)) for name in COMPARED_FIELDS]
         if rules.open_is_previous_close:
-            prev = closes.get(t - tf) if tf is not None else None
-            pairs[0] = ("open", prev or bar.open, kline.open)  # no previous bar: our open
+            # Compared with our previous bar's close; without one (the first stored bar)
+            # the venue's open says nothing we hold, and is not compared.
+            prev = closes.get(t - timeframe_ms(bar.timeframe))
+            pairs[0] = ("open", prev, kline.open if prev else None)
         fields = tuple(
             FieldDiff(name, _text(mine_v), _text(theirs_v))
             for name, mine_v, theirs_v in pairs

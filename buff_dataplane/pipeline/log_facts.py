@@ -54,7 +54,9 @@ def trade_index(log: RawLog, sid: StreamId, ts_from: int, ts_to: int) -> dict[in
         for i in range(lo, hi + 1):
             if i != trade.trade_id:
                 out.setdefault(i, COVERED)
-        out.setdefault(trade.trade_id, content_digest(trade))
+        # A print of several matches: its own id is a match too, and a REST item for it
+        # (one match) cannot equal the print's content.
+        out.setdefault(trade.trade_id, content_digest(trade) if lo == hi else COVERED)
     return out
 
 
@@ -125,9 +127,14 @@ def _capture_event(payload: bytes) -> ControlFact | None:
     if not isinstance(body, dict):
         return None
     event, ts = body.get("event"), body.get("ts_ms")
-    if isinstance(event, str) and isinstance(ts, int) and not isinstance(ts, bool):
-        return ControlFact(ts, event)
-    return None
+    if not (isinstance(event, str) and isinstance(ts, int) and not isinstance(ts, bool)):
+        return None
+    # Data stopped at the connection's last message, not when the loss was noticed (up to
+    # a silence timeout later): the downtime window opens there.
+    last = body.get("last_message_ms")
+    if event == "disconnected" and isinstance(last, int) and not isinstance(last, bool) and last:
+        ts = min(ts, last)
+    return ControlFact(ts, event)
 
 
 def controls(log: RawLog, venue: str, symbol: str) -> list[ControlFact]:

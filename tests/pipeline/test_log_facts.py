@@ -70,3 +70,18 @@ def test_a_scan_labels_each_hole_by_the_control_events_around_it(tmp_path):
         ("downtime", tape[100].agg_id, tape[119].agg_id),
         ("trade_id", tape[250].agg_id, tape[259].agg_id),
     ]
+
+
+def test_a_downtime_window_opens_at_the_connection_s_last_message_not_its_notice(tmp_path):
+    from buff_dataplane.core.gaps import ControlFact
+    from buff_dataplane.pipeline.log_facts import controls
+
+    with open_log(tmp_path, LogConfig(fsync=False)) as log:
+        w = log.writer(CONTROL)
+        # Noticed 30 s after the last frame (a silence timeout); the loss began at the frame.
+        body = {"event": "disconnected", "ts_ms": T0 + 30_000, "last_message_ms": T0}
+        w.append(json.dumps(body, sort_keys=True).encode(), None, T0 + 30_000)
+        body = {"event": "disconnected", "ts_ms": T0 + 40_000, "last_message_ms": None}
+        w.append(json.dumps(body, sort_keys=True).encode(), None, T0 + 40_000)
+    facts = controls(open_log(tmp_path, readonly=True), "binance-usdm", "BTC-USDT-PERP")
+    assert facts == [ControlFact(T0, "disconnected"), ControlFact(T0 + 40_000, "disconnected")]

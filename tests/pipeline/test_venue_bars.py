@@ -198,14 +198,17 @@ def test_okx_gap_facts_run_over_the_matches_prints_cover(tmp_path):
     from buff_dataplane.core.trades import COVERED
     from buff_dataplane.pipeline.log_facts import id_times, scan_gaps, trade_index
 
-    write(tmp_path, "okx-swap/trade/BTC-USDT-PERP", [okx([(10, 3, "1", 0), (15, 2, "2", 5)])])
+    prints = [(10, 3, "1", 0), (15, 2, "2", 5), (16, 1, "4", 7)]
+    write(tmp_path, "okx-swap/trade/BTC-USDT-PERP", [okx(prints)])
     sid = StreamId.parse("okx-swap/trade/BTC-USDT-PERP")
     log = open_log(tmp_path, readonly=True)
-    assert id_times(log, sid)[0] == [8, 9, 10, 14, 15]
+    assert id_times(log, sid)[0] == [8, 9, 10, 14, 15, 16]
     [gap] = scan_gaps(log, sid, detected_at_ms=T0 + 60_000)
     assert (gap.id_from, gap.id_to) == (11, 13)
     index = trade_index(log, sid, T0, T0 + 10)
-    assert [index[i] == COVERED for i in (8, 9, 10, 14, 15)] == [True, True, False, True, False]
+    # A REST item is one match: it cannot equal a print of several, even the one whose
+    # tradeId it shares, so every id of such a print is COVERED; a one-match print is not.
+    assert [index[i] == COVERED for i in (8, 9, 10, 14, 15, 16)] == [True] * 5 + [False]
 
 
 def test_venue_control_messages_in_the_control_stream_are_not_gap_facts(tmp_path):
