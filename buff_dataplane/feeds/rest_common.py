@@ -13,9 +13,11 @@ request weight, how it reads a rejection, and how it decodes a body; a
     outcome                                   reason          retried   after the last attempt
     HTTP 429 (rate limited)                   rate_limited    yes (*)   RestError
     HTTP 418 (IP banned after ignoring 429)   banned          yes (*)   RestError
+    a status the venue calls final (**)       as named        no        RestError
     HTTP 5xx                                  server_error    yes       RestError
     timeout, connect or network error         timeout         yes       RestError
     2xx body that is not JSON / wrong shape   bad_response    yes       RestError
+    2xx body saying "throttled" (VenueBusy)   rate_limited    yes       RestError
     other 4xx with the venue's error body     -               no        ValidationError
     other 4xx without it (an HTML 404, ...)   bad_response    no        RestError
     1xx / 3xx (a redirect: not the API)       bad_response    no        RestError
@@ -24,6 +26,8 @@ request weight, how it reads a rejection, and how it decodes a body; a
   ``Retry-After`` longer than ``max_retry_after_s`` ends the call at once: a ban of
   hours is reported, not slept through. A 429 also marks the current minute's weight as
   spent, so the retry waits for the next minute rather than earning another 429.
+  (**) The session's ``final_statuses`` (status -> reason): Bybit's 403 (IP limit
+  breached, "stop for at least 10 minutes") is ``banned`` and never retried.
 * **Proactive rate limiting**: the venue's used weight for the current minute is read
   from its header after every response (``X-MBX-USED-WEIGHT-1M`` on Binance); before a
   request, if used + the request's weight would exceed ``weight_limit * weight_headroom``,
@@ -48,7 +52,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import ClassVar, Final, TypeVar
 
@@ -138,6 +142,21 @@ class RestError(FeedError):
 
 class BadResponse(Exception):
     """Raised by a body decoder: the body is not what the endpoint returns (retried)."""
+
+
+class VenueBusy(BadResponse):
+    """Raised by a body decoder: a 2xx body in which the venue says it is throttling
+    (``reason="rate_limited"``) or unavailable (``"server_error"``): Kraken's
+    ``{"error":["EGeneral:Too many requests"]}`` in an HTTP 200. Retried like the HTTP
+    status it stands for (``retry_after`` seconds at least, when the venue says).
+    """
+
+    def __init__(
+        self, message: str, *, reason: str = "rate_limited", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -244,6 +263,8 @@ class RestSession:
         sleep: Sleep,
         rng: random.Random | None = None,
         now_ms: Clock = wall_ms,
+        final_statuses: Mapping[int, str] | None = None,
+        minute_spent_on_429: bool = True,
     ) -> None:
         if weight_limit_1m < 1:
             raise ValidationError(f"{venue}: weight limit {weight_limit_1m} must be positive")
@@ -255,6 +276,10 @@ class RestSession:
         self.weight_header = weight_header
         self.stats = RestStats()
         self._rejection = rejection
+        self._final_statuses = dict(final_statuses or {})  # status -> reason, never retried
+        # False for a venue limited per second (Coinbase): a 429 then costs a backoff, not
+        # the rest of the minute.
+        self._minute_spent_on_429 = minute_spent_on_429
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._now_ms = now_ms
@@ -356,12 +381,16 @@ class RestSession:
         if status == 429:
             # The venue counts this minute's weight as spent, whatever our books say: the
             # retry waits for the next minute (after Retry-After) instead of earning more.
-            self._used = max(self._used, self.weight_limit_1m)
+            if self._minute_spent_on_429:
+                self._used = max(self._used, self.weight_limit_1m)
             after = _retry_after(response.headers)
             raise _Failure("rate_limited", f"HTTP 429 {_show(body)}", retry_after=after)
         if status == 418:
             after = _retry_after(response.headers)
             raise _Failure("banned", f"HTTP 418 (IP banned) {_show(body)}", retry_after=after)
+        if status in self._final_statuses:
+            reason = self._final_statuses[status]
+            raise _Failure(reason, f"HTTP {status} ({reason}) {_show(body)}", final=True)
         if status >= 500:
             raise _Failure("server_error", f"HTTP {status} {_show(body)}")
         if 400 <= status < 500:
@@ -376,6 +405,9 @@ class RestSession:
             raise _Failure("bad_response", f"HTTP {status} {_show(body)}", final=True)
         try:
             return decode(body)
+        except VenueBusy as exc:
+            what = f"HTTP {status} {_show(body)}: {exc}"
+            raise _Failure(exc.reason, what, retry_after=exc.retry_after) from exc
         except BadResponse as exc:
             ctype = response.headers.get("content-type", "no content-type")
             raise _Failure("bad_response", f"HTTP {status} {ctype} {_show(body)}: {exc}") from exc

@@ -24,6 +24,7 @@ history at once; a ``clock`` may be injected to drive the REST weight window.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import heapq
 import time
@@ -37,6 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from buff_dataplane.sim.dialects import Dialect, Subscription, dialect_for
+from buff_dataplane.sim.dialects.base import Unprompted
 from buff_dataplane.sim.dialects.binance import klines
 from buff_dataplane.sim.faults import FaultPlan, WsFault, parse_faults
 from buff_dataplane.sim.http import respond
@@ -75,6 +77,7 @@ class _Conn:
     sub: Subscription
     trades_sent: int = 0
     last_sent: list[bytes] = field(default_factory=list)
+    silent: bool = False  # a "silence" fault: nothing more is sent, unprompted frames neither
 
 
 class ExchangeSim:
@@ -164,6 +167,9 @@ class ExchangeSim:
         self._conns += 1
         path = urlsplit(ws.request.path if ws.request else "/")
         conn = _Conn(self._conns, self.dialect.open(path.path, path.query) or Subscription())
+        bind = getattr(self.dialect, "bind", None)  # optional: a dialect that checks names
+        if bind is not None:
+            bind(conn.sub, self)
         sender = asyncio.create_task(self._play(ws, conn))
         self._players.add(sender)
         sender.add_done_callback(self._players.discard)
@@ -171,6 +177,7 @@ class ExchangeSim:
             async for message in ws:
                 for reply in self.dialect.control(conn.sub, message):
                     await ws.send(reply)
+                await self._unprompted(ws, conn, self.clock())
         except ConnectionClosed:
             pass
         finally:
@@ -212,7 +219,14 @@ class ExchangeSim:
         hold_left, release_at, drop_left = 0, 0, 0
         next_mark = self.clock()
         silent = False
-        for trade in self._merged(self.clock()):
+        from_ms = self.clock()
+        for symbol, tape in self.tapes.items():  # what came before this connection
+            i = bisect.bisect_left(tape, from_ms, key=lambda t: t.ts_ms)
+            if i:
+                conn.sub.played[symbol] = tape[i - 1].agg_id
+        batch_frame = getattr(self.dialect, "trade_batch_frame", None)  # optional hook
+        for group in self._batched(self._merged(from_ms), batch_frame is not None):
+            trade = group[-1]
             while True:
                 now = self.clock()
                 if now >= next_mark:
@@ -222,6 +236,7 @@ class ExchangeSim:
                     break
                 await asyncio.sleep(max(1, min(trade.ts_ms, next_mark) - now) / 1000)
             sub = conn.sub
+            sub.played[trade.symbol] = trade.agg_id
             if not silent and self.dialect.wants(sub, "book_ticker", trade.symbol):
                 await ws.send(self.dialect.book_ticker_frame(sub, trade))
             if silent or not self.dialect.wants(sub, "trade", trade.symbol):
@@ -229,7 +244,11 @@ class ExchangeSim:
             if drop_left > 0:  # a "drop" fault: never sent, still on the tape (REST has it)
                 drop_left -= 1
                 continue
-            frame = self.dialect.trade_frame(sub, trade)
+            frame = (
+                self.dialect.trade_frame(sub, trade)
+                if batch_frame is None
+                else batch_frame(sub, group)
+            )
             conn.trades_sent += 1
             n = conn.trades_sent
             if hold_left > 0:  # a "late" fault holds these back
@@ -248,7 +267,7 @@ class ExchangeSim:
                 await _close(ws, fault.arg or 1000)
                 return
             if fault.name == "silence":
-                silent = True
+                silent = conn.silent = True
             elif fault.name == "late":
                 hold_left, release_at = fault.arg or 1, n + 2 * (fault.arg or 1)
             elif fault.name == "drop":
@@ -258,7 +277,36 @@ class ExchangeSim:
             elif fault.name == "conflict":
                 changed = replace(trade, qty=str(Decimal(trade.qty) + Decimal("0.001")))
                 await ws.send(self.dialect.trade_frame(sub, changed).decode())
-        await asyncio.Future()  # the tape ran out: stay connected, send nothing more
+        await self._idle(ws, conn, next_mark)  # the tape ran out: stay connected
+
+    async def _idle(self, ws: ServerConnection, conn: _Conn, next_mark: int) -> None:
+        """After the tape: nothing more, but what a venue sends unasked (heartbeats)."""
+        if not isinstance(self.dialect, Unprompted):
+            await asyncio.Future()
+        interval = int(self.config.mark_price_interval_s * 1000)
+        while True:
+            now = self.clock()
+            if now >= next_mark:
+                next_mark = now + interval
+                await self._unprompted(ws, conn, now)
+            await asyncio.sleep(max(1, next_mark - now) / 1000)
+
+    @staticmethod
+    def _batched(trades: Iterator[TapeTrade], batching: bool) -> Iterator[list[TapeTrade]]:
+        """The tape as messages: one trade each, or, for a dialect with the optional
+        ``trade_batch_frame(sub, trades)`` hook (Bybit), the trades of one symbol and one
+        millisecond together, as the venue pushes a match's fills in one message. Faults
+        count messages; ``sent_ids`` gets a batch's last trade."""
+        group: list[TapeTrade] = []
+        for trade in trades:
+            if group and not (
+                batching and (trade.symbol, trade.ts_ms) == (group[0].symbol, group[0].ts_ms)
+            ):
+                yield group
+                group = []
+            group.append(trade)
+        if group:
+            yield group
 
     def _fault_at(self, n: int) -> WsFault | None:
         for f in self.plan.ws:
@@ -282,6 +330,14 @@ class ExchangeSim:
                 last = self._last_price(symbol, now)
                 if last is not None:
                     await ws.send(self.dialect.mark_price_frame(conn.sub, symbol, last, now))
+        await self._unprompted(ws, conn, now)
+
+    async def _unprompted(self, ws: ServerConnection, conn: _Conn, now: int) -> None:
+        """What the venue sends unasked (dialects with ``unprompted``: heartbeats, ...)."""
+        if conn.silent or not isinstance(self.dialect, Unprompted):
+            return
+        for frame in self.dialect.unprompted(self, conn.sub, now):
+            await ws.send(frame)
 
     def _last_price(self, symbol: str, now: int) -> str | None:
         price = None

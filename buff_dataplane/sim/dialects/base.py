@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Response
@@ -28,6 +28,10 @@ class Subscription:
 
     streams: set[str] = field(default_factory=set)
     combined: bool = True
+    # Kept by the server: per symbol, the tape id of the last trade this connection's
+    # player reached (sent, held back or dropped by a fault; before it connected: the
+    # last earlier one). What a venue's heartbeat may state as its latest trade.
+    played: dict[str, int] = field(default_factory=dict)
 
 
 class SimHost(Protocol):
@@ -72,7 +76,12 @@ class Dialect(Protocol):
         ...
 
     def open(self, path: str, query: str) -> Subscription | None:
-        """A new connection's subscription from its URL; None: no such WebSocket path."""
+        """A new connection's subscription from its URL; None: no such WebSocket path.
+
+        Optional hook, looked up by name (a dialect without it is not called):
+        ``bind(sub, host)`` right after a connection opens, for a dialect whose control
+        answers need the simulator (OKX refuses an unknown instId with 60018).
+        """
         ...
 
     def control(self, sub: Subscription, message: str | bytes) -> list[str]:
@@ -81,7 +90,11 @@ class Dialect(Protocol):
 
     def wants(self, sub: Subscription, channel: str, symbol: str) -> bool: ...
 
-    def trade_frame(self, sub: Subscription, trade: TapeTrade) -> bytes: ...
+    def trade_frame(self, sub: Subscription, trade: TapeTrade) -> bytes:
+        """One trade's message. Optional hook, looked up by name: a dialect with
+        ``trade_batch_frame(sub, trades) -> bytes`` gets the trades of one symbol and one
+        millisecond together, as one message (Bybit's ``publicTrade`` data array)."""
+        ...
 
     def book_ticker_frame(self, sub: Subscription, trade: TapeTrade) -> str: ...
 
@@ -96,3 +109,17 @@ class Dialect(Protocol):
     ) -> Response:
         """Any other HTTP request (and a WebSocket upgrade to a path :meth:`open` refused)."""
         ...
+
+
+@runtime_checkable
+class Unprompted(Protocol):
+    """Optional, for a venue that sends frames unasked (Coinbase: its ``subscriptions``
+    ack and ``last_match`` once it has looked at the products, a ``heartbeat`` per product
+    every second).
+
+    The server asks right after each client message (with its replies sent) and at every
+    mark-price tick of the player (``SimConfig.mark_price_interval_s``), and sends what
+    comes back in order. A dialect without this method is never asked.
+    """
+
+    def unprompted(self, host: SimHost, sub: Subscription, now: int) -> list[str]: ...
