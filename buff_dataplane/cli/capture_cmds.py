@@ -282,7 +282,11 @@ def sim_cmd(
     host: Annotated[str, typer.Option(help="Address to bind (loopback only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8765,
     venue: Annotated[
-        str, typer.Option(help="Venue protocol to speak: binance-usdm or binance-spot.")
+        str,
+        typer.Option(
+            help="Venue protocol to speak: binance-usdm, binance-spot, bybit-linear, "
+            "okx-swap, coinbase or kraken (--symbols in the venue's own names)."
+        ),
     ] = "binance-usdm",
     seed: Annotated[int, typer.Option(help="Seed of the trade tape.")] = 1,
     rate: Annotated[float, typer.Option(min=0.1, help="Mean trades per second per symbol.")] = 20.0,

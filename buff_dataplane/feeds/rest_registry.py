@@ -18,12 +18,20 @@ from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.ids import validate_venue
 from buff_dataplane.feeds.binance_spot.rest import BinanceSpotRest
 from buff_dataplane.feeds.binance_usdm.rest import BinanceUsdmRest
+from buff_dataplane.feeds.bybit_linear.rest import BybitLinearRest
+from buff_dataplane.feeds.coinbase.rest import CoinbaseRest
 from buff_dataplane.feeds.history import HistoryClient
+from buff_dataplane.feeds.kraken.rest import KrakenRest
+from buff_dataplane.feeds.okx_swap.rest import OkxSwapRest
 from buff_dataplane.feeds.rest_common import RestPolicy
 
 _CLIENTS: Final[Mapping[str, type[HistoryClient]]] = {
     BinanceSpotRest.venue: BinanceSpotRest,
     BinanceUsdmRest.venue: BinanceUsdmRest,
+    BybitLinearRest.venue: BybitLinearRest,
+    CoinbaseRest.venue: CoinbaseRest,
+    KrakenRest.venue: KrakenRest,
+    OkxSwapRest.venue: OkxSwapRest,
 }
 
 

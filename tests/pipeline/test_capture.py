@@ -170,7 +170,7 @@ def test_sigterm_during_a_burst_exits_0_quickly_and_leaves_a_clean_log(tmp_path)
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["--venue", "kraken", "--symbols", "BTC-USD"], 2, "kraken has no WebSocket adapter"),
+        (["--venue", "nasdaq", "--symbols", "BTC-USD"], 2, "unknown venue 'nasdaq'"),
         (["--venue", "nope!", "--symbols", "BTC-USDT-PERP"], 2, "invalid venue"),
         (["--venue", "binance-usdm", "--symbols", "btc usdt"], 2, "invalid symbol"),
         (

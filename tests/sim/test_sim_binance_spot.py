@@ -180,9 +180,10 @@ def test_the_weight_limit_is_6000_a_minute():
 
 def test_a_venue_the_simulator_cannot_speak_is_refused():
     with pytest.raises(ValidationError) as info:
-        SimConfig(venue="kraken")
+        SimConfig(venue="nasdaq")
     assert str(info.value) == (
-        "the simulator does not speak 'kraken': dialects exist for binance-spot, binance-usdm"
+        "the simulator does not speak 'nasdaq': dialects exist for binance-spot, "
+        "binance-usdm, bybit-linear, coinbase, kraken, okx-swap"
     )
 
 
@@ -209,5 +210,5 @@ def test_buff_sim_speaks_spot_when_asked_and_names_the_dialects_otherwise(capsys
     finally:
         proc.terminate()
         proc.wait(10)
-    assert main(["sim", "--venue", "kraken", "--port", "0", "--duration", "1"]) == 2
-    assert "does not speak 'kraken'" in capsys.readouterr().err
+    assert main(["sim", "--venue", "nasdaq", "--port", "0", "--duration", "1"]) == 2
+    assert "does not speak 'nasdaq'" in capsys.readouterr().err

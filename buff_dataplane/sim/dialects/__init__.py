@@ -12,12 +12,20 @@ from typing import Final
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.sim.dialects.base import Dialect, SimHost, Subscription
 from buff_dataplane.sim.dialects.binance import BinanceSpotDialect, BinanceUsdmDialect
+from buff_dataplane.sim.dialects.bybit import BybitLinearDialect
+from buff_dataplane.sim.dialects.coinbase import CoinbaseDialect
+from buff_dataplane.sim.dialects.kraken import KrakenDialect
+from buff_dataplane.sim.dialects.okx import OkxSwapDialect
 
 __all__ = ["Dialect", "SimHost", "Subscription", "dialect_for", "dialect_venues"]
 
 _DIALECTS: Final[Mapping[str, Dialect]] = {
     BinanceSpotDialect.venue: BinanceSpotDialect(),
     BinanceUsdmDialect.venue: BinanceUsdmDialect(),
+    BybitLinearDialect.venue: BybitLinearDialect(),
+    CoinbaseDialect.venue: CoinbaseDialect(),
+    KrakenDialect.venue: KrakenDialect(),
+    OkxSwapDialect.venue: OkxSwapDialect(),
 }
 
 
