@@ -31,13 +31,10 @@ symbol and the venue's message.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import random
 import re
 from typing import Annotated, ClassVar, Final
 
-import httpx
 import msgspec
 from msgspec import Meta
 
@@ -47,15 +44,10 @@ from buff_dataplane.feeds.binance_schemas import PlainDec, TsMs
 from buff_dataplane.feeds.history import Paging
 from buff_dataplane.feeds.rest_common import (
     BadResponse,
-    Clock,
     Kline,
     KlineRules,
-    RestPolicy,
-    RestSession,
-    RestStats,
-    Sleep,
+    RestClient,
     compact_items,
-    wall_ms,
 )
 
 WEIGHT_HEADER: Final = "X-MBX-USED-WEIGHT-1M"
@@ -197,7 +189,7 @@ def _decode_time(body: bytes) -> int:
         raise BadResponse(f"not a server time: {exc}") from exc
 
 
-class BinanceRest:
+class BinanceRest(RestClient):
     """The REST endpoints this product uses on one Binance market, over one RestSession.
 
     ``weight_limit_1m`` overrides the venue's per-minute weight limit (a test simulator
@@ -220,34 +212,8 @@ class BinanceRest:
     klines_weight: ClassVar[int]  # at klines_limit
     exchange_info_weight: ClassVar[int]
     time_weight: ClassVar[int] = 1
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str,
-        policy: RestPolicy = RestPolicy(),
-        *,
-        sleep: Sleep = asyncio.sleep,
-        rng: random.Random | None = None,
-        now_ms: Clock = wall_ms,
-        weight_limit_1m: int | None = None,
-    ) -> None:
-        self.session = RestSession(
-            client,
-            base_url,
-            policy,
-            venue=self.venue,
-            weight_limit_1m=weight_limit_1m or self.weight_limit_1m,
-            weight_header=WEIGHT_HEADER,
-            rejection=rejection_message,
-            sleep=sleep,
-            rng=rng,
-            now_ms=now_ms,
-        )
-
-    @property
-    def stats(self) -> RestStats:
-        return self.session.stats
+    weight_header: ClassVar[str | None] = WEIGHT_HEADER
+    rejection = staticmethod(rejection_message)
 
     def _venue_symbol(self, value: str) -> str:
         if not isinstance(value, str) or not _VENUE_SYMBOL_RE.fullmatch(value):

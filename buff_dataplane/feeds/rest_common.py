@@ -49,6 +49,7 @@ cross-check compares it with ours).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -411,3 +412,62 @@ class RestSession:
         except BadResponse as exc:
             ctype = response.headers.get("content-type", "no content-type")
             raise _Failure("bad_response", f"HTTP {status} {ctype} {_show(body)}: {exc}") from exc
+
+
+class RestClient:
+    """What every venue's REST client shares: one :class:`RestSession` built from the
+    class's facts, and its stats.
+
+    A venue's client states ``venue``, ``weight_limit_1m`` (weight, or requests, a
+    minute), ``weight_header`` (the response header of weight used; None when the venue
+    reports none), ``final_statuses`` (statuses it means as "stop", never retried),
+    ``minute_spent_on_429`` (False for a venue limited per second) and ``rejection`` (how
+    it reads a 4xx body); per-venue state (a pacer, a token bucket) goes in :meth:`_setup`.
+    """
+
+    venue: ClassVar[str]
+    weight_limit_1m: ClassVar[int]
+    weight_header: ClassVar[str | None] = None
+    final_statuses: ClassVar[Mapping[int, str]] = {}
+    minute_spent_on_429: ClassVar[bool] = True
+
+    @staticmethod
+    def rejection(body: bytes) -> str | None:
+        """The venue's error message in a 4xx body; None when it is not the venue's shape."""
+        raise NotImplementedError
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        policy: RestPolicy = RestPolicy(),
+        *,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        now_ms: Clock = wall_ms,
+        weight_limit_1m: int | None = None,
+    ) -> None:
+        self.session = RestSession(
+            client,
+            base_url,
+            policy,
+            venue=self.venue,
+            weight_limit_1m=weight_limit_1m or self.weight_limit_1m,
+            weight_header=self.weight_header,
+            rejection=type(self).rejection,
+            sleep=sleep,
+            rng=rng,
+            now_ms=now_ms,
+            final_statuses=self.final_statuses,
+            minute_spent_on_429=self.minute_spent_on_429,
+        )
+        self._sleep = sleep
+        self._now_ms = now_ms
+        self._setup()
+
+    def _setup(self) -> None:
+        """Per-venue state built after the session (a pacer, a bucket); none by default."""
+
+    @property
+    def stats(self) -> RestStats:
+        return self.session.stats

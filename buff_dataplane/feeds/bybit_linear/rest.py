@@ -40,14 +40,12 @@ so no 5-s window can pass it. The per-UID ``X-Bapi-Limit*`` headers are not read
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import random
 import re
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Final, TypeVar
 from urllib.parse import quote
 
-import httpx
 import msgspec
 from msgspec import UNSET, Meta, Raw, UnsetType
 
@@ -59,16 +57,11 @@ from buff_dataplane.feeds.common import PLAIN_DECIMAL, IntText
 from buff_dataplane.feeds.history import Paging
 from buff_dataplane.feeds.rest_common import (
     BadResponse,
-    Clock,
     Kline,
     KlineRules,
-    RestPolicy,
-    RestSession,
-    RestStats,
-    Sleep,
+    RestClient,
     VenueBusy,
     compact_items,
-    wall_ms,
 )
 
 _T = TypeVar("_T")
@@ -224,7 +217,7 @@ def decode_klines(body: bytes, request: str, symbol: str, tf_ms: int | None) -> 
     return out
 
 
-class BybitLinearRest:
+class BybitLinearRest(RestClient):
     """The REST endpoints this product uses on Bybit linear (see the module docstring).
 
     A :class:`~buff_dataplane.feeds.history.HistoryClient`. ``weight_limit_1m`` overrides
@@ -243,36 +236,8 @@ class BybitLinearRest:
     instruments_limit: ClassVar[int] = 1000
     intervals: ClassVar[tuple[str, ...]] = tuple(INTERVALS)
     weight_limit_1m: ClassVar[int] = 600  # requests; the venue's limit is 600 per 5 s
-    final_statuses: ClassVar[dict[int, str]] = {403: "banned"}
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str,
-        policy: RestPolicy = RestPolicy(),
-        *,
-        sleep: Sleep = asyncio.sleep,
-        rng: random.Random | None = None,
-        now_ms: Clock = wall_ms,
-        weight_limit_1m: int | None = None,
-    ) -> None:
-        self.session = RestSession(
-            client,
-            base_url,
-            policy,
-            venue=self.venue,
-            weight_limit_1m=weight_limit_1m or self.weight_limit_1m,
-            weight_header=None,  # the venue reports what remains per UID, not used weight
-            rejection=rejection_message,
-            sleep=sleep,
-            rng=rng,
-            now_ms=now_ms,
-            final_statuses=self.final_statuses,
-        )
-
-    @property
-    def stats(self) -> RestStats:
-        return self.session.stats
+    final_statuses: ClassVar[Mapping[int, str]] = {403: "banned"}  # stop 10 min, never retry
+    rejection = staticmethod(rejection_message)
 
     def _venue_symbol(self, value: str) -> str:
         if not isinstance(value, str) or not _VENUE_SYMBOL_RE.fullmatch(value):

@@ -68,10 +68,9 @@ from buff_dataplane.feeds.rest_common import (
     Clock,
     Kline,
     KlineRules,
+    RestClient,
     RestError,
     RestPolicy,
-    RestSession,
-    RestStats,
     Sleep,
     compact_items,
     wall_ms,
@@ -243,7 +242,7 @@ class _Bucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
-class CoinbaseRest:
+class CoinbaseRest(RestClient):
     """The Coinbase Exchange REST endpoints this product uses (see the module docstring)."""
 
     venue: ClassVar[str] = VENUE
@@ -254,6 +253,8 @@ class CoinbaseRest:
     paging: ClassVar[Paging] = "id"
     intervals: ClassVar[tuple[str, ...]] = tuple(GRANULARITY_S)
     kline_rules: ClassVar[KlineRules] = KlineRules(omits_empty=True)
+    minute_spent_on_429: ClassVar[bool] = False  # a per-second limit: back off, then go on
+    rejection = staticmethod(rejection_message)
 
     def __init__(
         self,
@@ -267,25 +268,11 @@ class CoinbaseRest:
         requests_per_s: float = REQUESTS_PER_S,
         burst: int = BURST,
     ) -> None:
-        self.session = RestSession(
-            client,
-            base_url,
-            policy,
-            venue=VENUE,
-            weight_limit_1m=int(requests_per_s * 60),  # a request weighs 1
-            weight_header=None,
-            rejection=rejection_message,
-            sleep=sleep,
-            rng=rng,
-            now_ms=now_ms,
-            minute_spent_on_429=False,  # a per-second limit: back off, then go on
-        )
         self._bucket = _Bucket(requests_per_s, burst, now_ms)
-        self._sleep = sleep
-
-    @property
-    def stats(self) -> RestStats:
-        return self.session.stats
+        weight = int(requests_per_s * 60)  # a request weighs 1
+        super().__init__(
+            client, base_url, policy, sleep=sleep, rng=rng, now_ms=now_ms, weight_limit_1m=weight
+        )
 
     def _product(self, value: str) -> str:
         try:

@@ -58,9 +58,8 @@ from buff_dataplane.feeds.rest_common import (
     Clock,
     Kline,
     KlineRules,
+    RestClient,
     RestPolicy,
-    RestSession,
-    RestStats,
     Sleep,
     VenueBusy,
     wall_ms,
@@ -240,7 +239,7 @@ def _decode(decoder: msgspec.json.Decoder[T], raw: bytes | Raw, what: str) -> T:
         raise BadResponse(f"{what}: {exc}") from exc
 
 
-class KrakenRest:
+class KrakenRest(RestClient):
     """Kraken's public REST endpoints this product uses (see the module docstring)."""
 
     venue: ClassVar[str] = VENUE
@@ -253,6 +252,8 @@ class KrakenRest:
     intervals: ClassVar[tuple[str, ...]] = tuple(OHLC_INTERVALS)
     weight_limit_1m: ClassVar[int] = 60  # about one request a second
     min_interval_s: ClassVar[float] = 1.0
+    minute_spent_on_429: ClassVar[bool] = False  # limited per second: a 429 costs a backoff
+    rejection = staticmethod(rejection_message)
 
     def __init__(
         self,
@@ -265,30 +266,12 @@ class KrakenRest:
         now_ms: Clock = wall_ms,
         min_interval_s: float | None = None,
     ) -> None:
-        self.session = RestSession(
-            client,
-            base_url,
-            policy,
-            venue=self.venue,
-            weight_limit_1m=self.weight_limit_1m,
-            weight_header=None,
-            rejection=rejection_message,
-            minute_spent_on_429=False,  # limited per second: a 429 costs a backoff
-            sleep=sleep,
-            rng=rng,
-            now_ms=now_ms,
-        )
-        self._sleep = sleep
-        self._now_ms = now_ms
+        super().__init__(client, base_url, policy, sleep=sleep, rng=rng, now_ms=now_ms)
         self._interval_ms = int(
             1000 * (self.min_interval_s if min_interval_s is None else min_interval_s)
         )
         self._next_ms: int | None = None
         self._learned: dict[str, tuple[str, str]] = {}  # from AssetPairs
-
-    @property
-    def stats(self) -> RestStats:
-        return self.session.stats
 
     async def _get(self, request: str, decode: Callable[[bytes], T], subject: str = "") -> T:
         """One call, at least ``min_interval_s`` after the previous one began."""

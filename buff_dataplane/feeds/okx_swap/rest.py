@@ -53,15 +53,12 @@ venue candle of zero volume would still compare with our EMPTY bar).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import random
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import ClassVar, Final, TypeVar
 
-import httpx
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
@@ -76,12 +73,10 @@ from buff_dataplane.feeds.rest_common import (
     Clock,
     Kline,
     KlineRules,
-    RestPolicy,
-    RestSession,
+    RestClient,
     RestStats,
     Sleep,
     compact_items,
-    wall_ms,
 )
 
 _T = TypeVar("_T")
@@ -264,7 +259,7 @@ class _Pacer:
             await self._sleep(pause)
 
 
-class OkxSwapRest:
+class OkxSwapRest(RestClient):
     """The okx-swap REST client: a :class:`~buff_dataplane.feeds.history.HistoryClient`."""
 
     venue: ClassVar[str] = VENUE
@@ -278,33 +273,10 @@ class OkxSwapRest:
     candles_limit: ClassVar[int] = 300
     weight_limit_1m: ClassVar[int] = 1_200  # one per request; the pacer is the real limit
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        base_url: str,
-        policy: RestPolicy = RestPolicy(),
-        *,
-        sleep: Sleep = asyncio.sleep,
-        rng: random.Random | None = None,
-        now_ms: Clock = wall_ms,
-    ) -> None:
-        self.session = RestSession(
-            client,
-            base_url,
-            policy,
-            venue=self.venue,
-            weight_limit_1m=self.weight_limit_1m,
-            weight_header=None,
-            rejection=rejection_message,
-            sleep=sleep,
-            rng=rng,
-            now_ms=now_ms,
-        )
-        self._pacer = _Pacer(sleep, now_ms, self.session.stats)
+    rejection = staticmethod(rejection_message)
 
-    @property
-    def stats(self) -> RestStats:
-        return self.session.stats
+    def _setup(self) -> None:
+        self._pacer = _Pacer(self._sleep, self._now_ms, self.session.stats)
 
     async def _get(self, path: str, query: str, decode: Callable[[bytes], _T], subject: str) -> _T:
         await self._pacer.wait(path)
