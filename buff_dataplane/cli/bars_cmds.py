@@ -27,6 +27,17 @@ ThreadsOpt = Annotated[
     int | None,
     typer.Option(min=1, max=256, help="DuckDB threads for the sql engine (default: all cores)."),
 ]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        help="What runs the per-symbol tasks: serial (this process) or process (a pool); "
+        "results are combined in sorted order either way."
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(min=1, max=256, help="Worker processes for --executor process (default: cores)."),
+]
 
 
 def _split(value: str | None, what: str) -> list[str] | None:
@@ -85,6 +96,8 @@ def canonicalize_cmd(
     ] = False,
     engine: EngineOpt = DEFAULT_ENGINE,
     threads: ThreadsOpt = None,
+    executor: ExecutorOpt = "serial",
+    workers: WorkersOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Build OHLCV bars from the raw log into new revisions (only where something changed).
@@ -120,6 +133,8 @@ def canonicalize_cmd(
             engine=engine,
             threads=threads,
             progress=None if as_json else (lambda msg: err(f"... {msg}")),
+            executor=executor,
+            workers=workers,
         )
     if as_json:
         print_json({"artifacts": [o.to_dict() for o in outcomes]})
@@ -149,6 +164,8 @@ def replay_cmd(
     revision: Annotated[int | None, typer.Option(min=1, help="Only this revision.")] = None,
     engine: EngineOpt = DEFAULT_ENGINE,
     threads: ThreadsOpt = None,
+    executor: ExecutorOpt = "serial",
+    workers: WorkersOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Re-derive bar revisions from exactly their recorded raw inputs and config.
@@ -170,7 +187,15 @@ def replay_cmd(
         )
     root = resolve_root(data, create=False)
     items = replay(
-        root, venue=venue, symbol=symbol, timeframe=timeframe, revision=revision, engine=engine
+        root,
+        venue=venue,
+        symbol=symbol,
+        timeframe=timeframe,
+        revision=revision,
+        engine=engine,
+        threads=threads,
+        executor=executor,
+        workers=workers,
     )
     failed = [i for i in items if not i.ok]
     if as_json:

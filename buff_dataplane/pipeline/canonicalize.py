@@ -42,6 +42,7 @@ from buff_dataplane.core.config import BarConfig
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.ids import StreamId, validate_symbol, validate_venue
 from buff_dataplane.core.venues import id_rules
+from buff_dataplane.pipeline.executors import DEFAULT_EXECUTOR, check_executor, map_partitions
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore, diff_bars
 from buff_dataplane.storage.gap_ledger import GapLedger
@@ -315,9 +316,16 @@ def canonicalize(
     engine: str = DEFAULT_ENGINE,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    executor: str = DEFAULT_EXECUTOR,
+    workers: int | None = None,
 ) -> list[Outcome]:
-    """Build and publish bars; ``overrides`` are BarConfig fields given on the command line."""
+    """Build and publish bars; ``overrides`` are BarConfig fields given on the command line.
+
+    Each symbol's build is a partition task run by ``executor`` (pipeline.executors);
+    revisions are published here, in sorted order, after every build has returned.
+    """
     validate_venue(venue)
+    check_executor(executor, workers)
     for tf in timeframes:
         timeframe_ms(tf)
     if len(set(timeframes)) != len(timeframes):
@@ -338,58 +346,115 @@ def canonicalize(
     if not chosen:
         raise ValidationError(f"no trade streams for venue {venue} in {log.root}")
     store = BarStore(log.root)
+    plans = [_plan(log, store, venue, symbol, timeframes, overrides) for symbol in chosen]
+    tasks = [
+        _BuildTask(engine, log.root, plan.inputs, venue, plan.symbol, tuple(tfs), cfg,
+                   plan.window, plan.gaps_in, threads)
+        for plan in plans
+        for cfg, tfs in plan.by_config.items()
+    ]  # fmt: skip
+    if progress is not None:
+        for plan in plans:
+            progress(f"{venue}/{plan.symbol}: building {', '.join(plan.configs)}")
+    results: dict[tuple[str, str], BuildResult] = {}
+    for task, built in zip(
+        tasks, map_partitions(_build, tasks, executor=executor, workers=workers), strict=True
+    ):
+        for tf, result in built.items():
+            results[(task.symbol, tf)] = result
     outcomes: list[Outcome] = []
-    for symbol in chosen:
-        inputs = trade_inputs(log, venue, symbol)
-        window_in = window_inputs(log, venue, symbol)
-        window = window_of(window_in)
-        gaps_in = gap_inputs(log.root, venue, symbol)
-        keys = [
-            ArtifactKey(venue, symbol, tf)
-            for tf in sorted(timeframes, key=lambda tf: TIMEFRAMES[tf])
-        ]
-        parents = {k: store.latest(k) for k in keys}
-        configs: dict[str, BarConfig] = {}
-        for k in keys:
-            rev = parents[k]
-            base = store.manifest(k, rev)["config"] if rev is not None else {}
-            configs[k.timeframe] = BarConfig.from_dict({**base, **(overrides or {})})
-        if progress is not None:
-            progress(f"{venue}/{symbol}: building {', '.join(k.timeframe for k in keys)}")
-        by_config: dict[BarConfig, list[str]] = {}
-        for tf, cfg in configs.items():
-            by_config.setdefault(cfg, []).append(tf)
-        results: dict[str, BuildResult] = {}
-        for cfg, tfs in by_config.items():
-            results.update(
-                run_engine(
-                    engine,
-                    log.root,
-                    inputs,
-                    venue=venue,
-                    symbol=symbol,
-                    timeframes=tfs,
-                    config=cfg,
-                    window=window,
-                    gaps=gaps_in,
-                )
-            )
-        for key in keys:
+    for plan in plans:  # published in sorted (symbol, timeframe) order, whatever ran them
+        for key in plan.keys:
             outcomes.append(
                 _publish(
                     store,
                     key,
-                    parents[key],
-                    results[key.timeframe],
-                    configs[key.timeframe],
-                    inputs,
-                    window_in,
-                    gaps_in,
-                    window,
+                    plan.parents[key],
+                    results[(plan.symbol, key.timeframe)],
+                    plan.configs[key.timeframe],
+                    plan.inputs,
+                    plan.window_in,
+                    plan.gaps_in,
+                    plan.window,
                     rebuild,
                 )
             )
     return outcomes
+
+
+@dataclass(frozen=True)
+class _SymbolPlan:
+    """What one symbol's build reads and publishes against (made in this process)."""
+
+    symbol: str
+    inputs: list[dict[str, Any]]
+    window_in: list[dict[str, Any]]
+    window: tuple[int, int] | None
+    gaps_in: list[dict[str, Any]]
+    keys: list[ArtifactKey]
+    parents: dict[ArtifactKey, int | None]
+    configs: dict[str, BarConfig]
+    by_config: dict[BarConfig, list[str]]
+
+
+def _plan(
+    log: RawLog,
+    store: BarStore,
+    venue: str,
+    symbol: str,
+    timeframes: Sequence[str],
+    overrides: dict[str, Any] | None,
+) -> _SymbolPlan:
+    inputs = trade_inputs(log, venue, symbol)
+    window_in = window_inputs(log, venue, symbol)
+    keys = [
+        ArtifactKey(venue, symbol, tf) for tf in sorted(timeframes, key=lambda tf: TIMEFRAMES[tf])
+    ]
+    parents = {k: store.latest(k) for k in keys}
+    configs: dict[str, BarConfig] = {}
+    for k in keys:
+        rev = parents[k]
+        base = store.manifest(k, rev)["config"] if rev is not None else {}
+        configs[k.timeframe] = BarConfig.from_dict({**base, **(overrides or {})})
+    by_config: dict[BarConfig, list[str]] = {}
+    for tf, cfg in configs.items():
+        by_config.setdefault(cfg, []).append(tf)
+    return _SymbolPlan(
+        symbol, inputs, window_in, window_of(window_in), gap_inputs(log.root, venue, symbol),
+        keys, parents, configs, by_config,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _BuildTask:
+    """One partition's bar build: every argument of run_engine, picklable."""
+
+    engine: str
+    root: Path
+    inputs: list[dict[str, Any]]
+    venue: str
+    symbol: str
+    timeframes: tuple[str, ...]
+    config: BarConfig
+    window: tuple[int, int] | None
+    gaps: list[dict[str, Any]]
+    threads: int | None
+
+
+def _build(task: _BuildTask) -> dict[str, BuildResult]:
+    """A pure partition task (pipeline.executors): the bars of one symbol and config."""
+    return run_engine(
+        task.engine,
+        task.root,
+        task.inputs,
+        venue=task.venue,
+        symbol=task.symbol,
+        timeframes=task.timeframes,
+        config=task.config,
+        window=task.window,
+        threads=task.threads,
+        gaps=task.gaps,
+    )
 
 
 def _publish(

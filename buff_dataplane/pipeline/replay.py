@@ -21,6 +21,7 @@ from buff_dataplane.core.bars import BAR_FIELDS, Bar, bar_hash, content_digest
 from buff_dataplane.core.config import BarConfig
 from buff_dataplane.core.errors import BuffError, ValidationError
 from buff_dataplane.pipeline.canonicalize import DEFAULT_ENGINE, run_engine, segment_path
+from buff_dataplane.pipeline.executors import DEFAULT_EXECUTOR, check_executor, map_partitions
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore
 from buff_dataplane.storage.segment import file_sha256
 
@@ -151,12 +152,19 @@ def verify_revision(
         timeframes=[key.timeframe],
         config=BarConfig.from_dict(manifest["config"]),
         window=window,
+        threads=threads,
         gaps=manifest.get("gap_inputs", []),
     )
     rebuilt = results[key.timeframe].bars
     item.found_digest = content_digest(rebuilt)
     _compare(stored, rebuilt, item)
     return item
+
+
+def _verify_task(task: tuple[Path, ArtifactKey, int, str, int | None]) -> ReplayItem:
+    """One revision's verification: a pure partition task (pipeline.executors)."""
+    root, key, rev, engine, threads = task
+    return verify_revision(root, BarStore(root), key, rev, engine, threads)
 
 
 def replay(
@@ -169,14 +177,24 @@ def replay(
     engine: str = DEFAULT_ENGINE,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    executor: str = DEFAULT_EXECUTOR,
+    workers: int | None = None,
 ) -> list[ReplayItem]:
+    """Verify the selected revisions, one partition task each, reported in sorted order."""
+    check_executor(executor, workers)
     store = BarStore(root)
-    out = []
-    for key, rev in select(store, venue, symbol, timeframe, revision):
-        if progress is not None:
-            progress(f"{key} rev {rev}")
-        out.append(verify_revision(root, store, key, rev, engine, threads))
-    return out
+    chosen = list(select(store, venue, symbol, timeframe, revision))
+    if executor == "serial":
+        out = []
+        for key, rev in chosen:
+            if progress is not None:
+                progress(f"{key} rev {rev}")
+            out.append(_verify_task((root, key, rev, engine, threads)))
+        return out
+    if progress is not None:
+        progress(f"{len(chosen)} revisions on {executor} workers")
+    tasks = [(root, key, rev, engine, threads) for key, rev in chosen]
+    return map_partitions(_verify_task, tasks, executor=executor, workers=workers)
 
 
 __all__ = ["MAX_LISTED", "ReplayItem", "replay", "verify_revision"]
