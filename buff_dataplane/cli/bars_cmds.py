@@ -30,13 +30,22 @@ ThreadsOpt = Annotated[
 ExecutorOpt = Annotated[
     str,
     typer.Option(
-        help="What runs the per-symbol tasks: serial (this process) or process (a pool); "
-        "results are combined in sorted order either way."
+        help="What runs the per-symbol tasks: serial (this process), process (a pool) or "
+        "dask (a Dask cluster); results are combined in sorted order either way."
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="A Dask scheduler, tcp://host:8786, for --executor dask (default: "
+        "$DASK_SCHEDULER_ADDRESS, else a local cluster on 127.0.0.1)."
     ),
 ]
 WorkersOpt = Annotated[
     int | None,
-    typer.Option(min=1, max=256, help="Worker processes for --executor process (default: cores)."),
+    typer.Option(
+        min=1, max=256, help="Worker processes for --executor process or dask (default: cores)."
+    ),
 ]
 
 
@@ -98,6 +107,7 @@ def canonicalize_cmd(
     threads: ThreadsOpt = None,
     executor: ExecutorOpt = "serial",
     workers: WorkersOpt = None,
+    address: AddressOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Build OHLCV bars from the raw log into new revisions (only where something changed).
@@ -135,6 +145,7 @@ def canonicalize_cmd(
             progress=None if as_json else (lambda msg: err(f"... {msg}")),
             executor=executor,
             workers=workers,
+            address=address,
         )
     if as_json:
         print_json({"artifacts": [o.to_dict() for o in outcomes]})
@@ -166,6 +177,7 @@ def replay_cmd(
     threads: ThreadsOpt = None,
     executor: ExecutorOpt = "serial",
     workers: WorkersOpt = None,
+    address: AddressOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
     """Re-derive bar revisions from exactly their recorded raw inputs and config.
@@ -196,6 +208,7 @@ def replay_cmd(
         threads=threads,
         executor=executor,
         workers=workers,
+        address=address,
     )
     failed = [i for i in items if not i.ok]
     if as_json:

@@ -318,6 +318,7 @@ def canonicalize(
     progress: Callable[[str], None] | None = None,
     executor: str = DEFAULT_EXECUTOR,
     workers: int | None = None,
+    address: str | None = None,
 ) -> list[Outcome]:
     """Build and publish bars; ``overrides`` are BarConfig fields given on the command line.
 
@@ -358,7 +359,9 @@ def canonicalize(
             progress(f"{venue}/{plan.symbol}: building {', '.join(plan.configs)}")
     results: dict[tuple[str, str], BuildResult] = {}
     for task, built in zip(
-        tasks, map_partitions(_build, tasks, executor=executor, workers=workers), strict=True
+        tasks,
+        map_partitions(_build, tasks, executor=executor, workers=workers, address=address),
+        strict=True,
     ):
         for tf, result in built.items():
             results[(task.symbol, tf)] = result

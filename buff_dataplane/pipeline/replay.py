@@ -179,12 +179,13 @@ def replay(
     progress: Callable[[str], None] | None = None,
     executor: str = DEFAULT_EXECUTOR,
     workers: int | None = None,
+    address: str | None = None,
 ) -> list[ReplayItem]:
     """Verify the selected revisions, one partition task each, reported in sorted order."""
     check_executor(executor, workers)
     store = BarStore(root)
     chosen = list(select(store, venue, symbol, timeframe, revision))
-    if executor == "serial":
+    if executor == "serial" and address is None:
         out = []
         for key, rev in chosen:
             if progress is not None:
@@ -194,7 +195,7 @@ def replay(
     if progress is not None:
         progress(f"{len(chosen)} revisions on {executor} workers")
     tasks = [(root, key, rev, engine, threads) for key, rev in chosen]
-    return map_partitions(_verify_task, tasks, executor=executor, workers=workers)
+    return map_partitions(_verify_task, tasks, executor=executor, workers=workers, address=address)
 
 
 __all__ = ["MAX_LISTED", "ReplayItem", "replay", "verify_revision"]

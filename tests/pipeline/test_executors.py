@@ -4,6 +4,7 @@ tasks, results combined in partition order, and bad executor input refused up fr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 
@@ -78,3 +79,47 @@ def test_an_executor_that_cannot_run_is_exit_2(tmp_path, capsys, extra, message)
     for command in (["canonicalize"], ["replay", "--verify"]):
         assert main([*command, "--data", str(tmp_path / "d"), *extra]) == 2
         assert message in capsys.readouterr().err
+
+
+def die_once(marker_and_n: tuple[str, int]) -> int:
+    """The first run of partition 2 kills its worker process; the rerun completes."""
+    marker, n = marker_and_n
+    if n == 2 and not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        os._exit(1)  # the worker dies mid-task, as a lost machine would
+    return n * n
+
+
+def test_a_dask_worker_killed_mid_task_is_retried_and_the_job_completes(tmp_path):
+    marker = str(tmp_path / "died")
+    parts = [(marker, n) for n in (1, 2, 3)]
+    assert map_partitions(die_once, parts, executor="dask", workers=2) == [1, 4, 9]
+    assert os.path.exists(marker)  # it did die once
+
+
+def test_serial_and_dask_publish_the_same_bars(tmp_path, capsys):
+    _log(tmp_path / "serial")
+    shutil.copytree(tmp_path / "serial", tmp_path / "dask")
+    serial = _artifacts(capsys, tmp_path / "serial")
+    dask = _artifacts(capsys, tmp_path / "dask", "--executor", "dask", "--workers", "2")
+    assert serial == dask
+    argv = ["replay", "--verify", "--data", str(tmp_path / "dask"), "--executor", "dask"]
+    assert main([*argv, "--workers", "2"]) == 0
+
+
+def test_an_unreachable_dask_scheduler_is_exit_4_and_publishes_nothing(tmp_path, capsys):
+    _log(tmp_path / "d")
+    argv = ["canonicalize", "--data", str(tmp_path / "d"), "--executor", "dask", "--json"]
+    assert main([*argv, "--address", "tcp://127.0.0.1:9"]) == 4
+    err = capsys.readouterr().err
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d" / "bars").exists()
+
+
+def test_an_address_without_the_dask_executor_is_exit_2(tmp_path, capsys):
+    _log(tmp_path / "d")
+    argv = ["canonicalize", "--data", str(tmp_path / "d"), "--address", "tcp://127.0.0.1:9"]
+    assert main(argv) == 2
+    assert "use it with --executor dask" in capsys.readouterr().err
