@@ -32,13 +32,13 @@ LAYOUT = "v1"  # bump when the generated log changes
 BUDGET_EVENTS_PER_S = 3_000_000
 
 
-def _chunks(events: int) -> Iterator[list[TapeTrade]]:
+def _chunks(events: int, symbol: str = "BTCUSDT", seed: int = 1) -> Iterator[list[TapeTrade]]:
     """The tape in chunks of fresh specs continuing ids, time and price."""
     agg_id, trade_id, ts, price = 2_353_245_000, 5_266_583_935, T0, 6_180_030
-    left, seed = events, 1
+    left = events
     while left > 0:
         spec = TapeSpec(
-            symbol="BTCUSDT",
+            symbol=symbol,
             start_ms=ts,
             duration_ms=int(min(left, CHUNK) / RATE * 1000 * 1.2) + 1_000,
             seed=seed,
@@ -142,7 +142,7 @@ def run(
     }
 
 
-def _cli(root: Path, *argv: str) -> dict[str, float]:
+def cli(root: Path, *argv: str) -> dict[str, float]:
     """One buff command in a fresh process: wall seconds and the child's peak RSS."""
     import resource
 
@@ -164,8 +164,8 @@ def pipeline(events: int, runs: int = 3) -> dict[str, object]:
     canon, replay = [], []
     for _ in range(runs):
         shutil.rmtree(root / "bars", ignore_errors=True)
-        canon.append(_cli(root, "canonicalize", "--timeframes", "1m"))
-        replay.append(_cli(root, "replay", "--verify"))
+        canon.append(cli(root, "canonicalize", "--timeframes", "1m"))
+        replay.append(cli(root, "replay", "--verify"))
     c = statistics.median(x["seconds"] for x in canon)
     r = statistics.median(x["seconds"] for x in replay)
     return {

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import sys
 
-from bench import backfill_bench, bars_bench, capture_bench, log_bench, parse_bench
+from bench import (
+    backfill_bench,
+    bars_bench,
+    capture_bench,
+    executor_bench,
+    log_bench,
+    parse_bench,
+)
 
 SECTIONS = {
     "backfill": backfill_bench.main,
     "bars": bars_bench.main,
     "capture": capture_bench.main,  # the 30 min soak: python -m bench.capture_bench --soak
+    "executors": executor_bench.main,  # canonicalize by serial / process / dask
     "log": log_bench.main,
     "parse": parse_bench.main,  # real recorded messages of ../shared/fixtures/real
 }
