@@ -290,7 +290,13 @@ def sim_cmd(
     ] = "binance-usdm",
     seed: Annotated[int, typer.Option(help="Seed of the trade tape.")] = 1,
     rate: Annotated[float, typer.Option(min=0.1, help="Mean trades per second per symbol.")] = 20.0,
-    symbols: Annotated[str, typer.Option(help="Venue symbols, comma-separated.")] = "BTCUSDT",
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            help="Venue symbols, comma-separated, in the venue's own names (default: the "
+            "venue's BTC market, e.g. BTCUSDT, BTC-USDT-SWAP, BTC/USD)."
+        ),
+    ] = None,
     faults: Annotated[str, typer.Option(help="Fault plan, e.g. 'close:1006@500,rest429:2'.")] = "",
     duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after N seconds.")] = None,
     pace: Annotated[
@@ -304,7 +310,7 @@ def sim_cmd(
         raise ValidationError(f"--host {host}: the simulator binds loopback addresses only")
     config = SimConfig(
         venue=venue,
-        symbols=tuple(_csv(symbols, "symbols")),
+        symbols=tuple(_csv(symbols, "symbols")) if symbols is not None else _sim_default(venue),
         seed=seed,
         rate=rate,
         faults=faults,
@@ -326,6 +332,27 @@ def sim_cmd(
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
     return EXIT_OK
+
+
+# The market each simulator dialect plays when no --symbols is given.
+_SIM_DEFAULT = {
+    "binance-spot": "BTC-USDT",
+    "binance-usdm": "BTC-USDT-PERP",
+    "bybit-linear": "BTC-USDT-PERP",
+    "coinbase": "BTC-USD",
+    "kraken": "BTC-USD",
+    "okx-swap": "BTC-USDT-PERP",
+}
+
+
+def _sim_default(venue: str) -> tuple[str, ...]:
+    """The venue's BTC market in its own name (the parser's symbol table maps it)."""
+    from buff_dataplane.feeds.registry import parser_for
+
+    canonical = _SIM_DEFAULT.get(venue)
+    if canonical is None:  # an unknown venue: the simulator config refuses it by name
+        return ("BTCUSDT",)
+    return (parser_for(venue).to_venue(canonical),)
 
 
 @app.command("status")
