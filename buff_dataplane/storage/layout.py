@@ -12,6 +12,14 @@
         segments/<from>-<to>.parquet sealed, read-only, named by ingest_seq range (20 digits)
       quarantine/<venue>/<YYYY-MM-DD>.jsonl   refused payloads with their reason
       quarantine/torn/...            torn journal tails cut off by recovery, kept as evidence
+
+When the sealed data lives in an object store (``open_log(S3Store(...), state_dir=...)``),
+the segments and manifest chains are store keys (:func:`segment_key`,
+:func:`manifest_chain`; see :mod:`buff_dataplane.storage.objstore`) and a local *state
+directory* keeps the rest of this layout: ``.lock``, the journals, quarantine,
+``imports.jsonl``, plus ``.staging/`` (segments being encoded before their upload). Its
+marker is ``BUFF_STATE``, naming the store it belongs to, so journals are never sealed
+into another store. For a local log the state directory is the data directory itself.
 """
 
 from __future__ import annotations
@@ -37,12 +45,33 @@ MANIFEST = "manifest.jsonl"
 JOURNAL = "journal.wal"
 SEGMENTS = "segments"
 TMP_PREFIX = ".tmp-"
+STATE_MARKER = "BUFF_STATE"
+STAGING = ".staging"
+MANIFEST_CHAIN = "manifest"  # a LocalStore keeps chain ``manifest`` as ``manifest.jsonl``
 
 _SEGMENT_RE = re.compile(r"(\d{20})-(\d{20})\.parquet")
 
 
 def stream_dir(root: Path, sid: StreamId) -> Path:
     return root / LOG_DIR / sid.venue / sid.channel / sid.symbol
+
+
+def stream_key(sid: StreamId) -> str:
+    """The store key prefix of a stream: ``log/<venue>/<channel>/<symbol>``."""
+    return f"{LOG_DIR}/{sid.venue}/{sid.channel}/{sid.symbol}"
+
+
+def segment_key(sid: StreamId, name: str) -> str:
+    return f"{stream_key(sid)}/{SEGMENTS}/{name}"
+
+
+def manifest_chain(sid: StreamId) -> str:
+    """The store chain of a stream's manifest (locally: its ``manifest.jsonl``)."""
+    return f"{stream_key(sid)}/{MANIFEST_CHAIN}"
+
+
+def marker_body() -> bytes:
+    return (json.dumps({"format": "buff-data", "layout_version": LAYOUT_VERSION}) + "\n").encode()
 
 
 def segment_name(seq_from: int, seq_to: int) -> str:
@@ -93,8 +122,54 @@ def resolve_root(data: str | os.PathLike[str], *, create: bool) -> Path:
         )
     _probe_writable(path)
     if not _is_data_dir(path):
-        body = json.dumps({"format": "buff-data", "layout_version": LAYOUT_VERSION}) + "\n"
-        write_file_atomic(path / MARKER, body.encode(), fsync=True)
+        write_file_atomic(path / MARKER, marker_body(), fsync=True)
+    return path
+
+
+def resolve_state_dir(state: str | os.PathLike[str], store_url: str, *, create: bool) -> Path:
+    """Validate the local state directory of a log whose sealed data is at ``store_url``.
+
+    Like :func:`resolve_root`, refuses before writing anything a file, a non-empty
+    directory without the ``BUFF_STATE`` marker, and an unwritable directory; and refuses
+    a state directory that belongs to another store (its journals would be sealed there).
+    A reader (``create=False``) needs only an existing directory.
+    """
+    text = os.fspath(state)
+    if not text or "\x00" in text or "://" in text:
+        raise ValidationError(f"invalid state dir {text!r}: expected a local directory")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise ValidationError(f"state dir {path} is not a directory")
+    marker = path / STATE_MARKER
+    body = (json.dumps({"format": "buff-state", "store": store_url}) + "\n").encode()
+    if marker.is_file():
+        try:
+            owner = json.loads(marker.read_bytes()).get("store")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ValidationError(f"state dir {path}: unreadable {STATE_MARKER} marker") from exc
+        if owner != store_url:
+            raise ValidationError(
+                f"state dir {path} belongs to {owner}, not {store_url}; "
+                "its journals must not be sealed into another store"
+            )
+        if create:
+            _probe_writable(path)
+        return path
+    if not create:
+        if not path.is_dir():
+            raise ValidationError(f"state dir {path} does not exist")
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(f"state dir {path} cannot be created: {exc.strerror}") from exc
+    if any(path.iterdir()):
+        raise ValidationError(
+            f"state dir {path} is not empty and is not a buff state directory; "
+            "refusing to write into it"
+        )
+    _probe_writable(path)
+    write_file_atomic(marker, body, fsync=True)
     return path
 
 

@@ -7,6 +7,17 @@ increasing per stream, continuing across restarts), hashes payloads, and appends
 the journal in group commits; an event is acknowledged once its group commit returned.
 Only acknowledged events survive a crash, and only they ever held an ingest_seq that a
 reader can see, so no seq visible in the log is ever reused.
+
+Where the sealed data lives is an :class:`~buff_dataplane.storage.objstore.ObjectStore`:
+segments are published with ``put_new`` semantics and manifest lines with
+``chain_append`` (a position check, so two writers can never both append line N). For a
+local directory (``open_log(path)``) that store is the directory itself and the files,
+names and bytes are what they always were. With another store
+(``open_log(S3Store(...), state_dir=DIR)``) the journals, the lock, quarantine and the
+imports registry stay in the local state directory ``DIR`` (a journal needs append and
+fsync, which an object store has neither of); a segment is encoded into a temp file
+under ``DIR/.staging`` and uploaded with one conditional PUT, then its manifest entry is
+appended. See docs/scale.md.
 """
 
 from __future__ import annotations
@@ -16,6 +27,8 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -47,11 +60,17 @@ from buff_dataplane.storage.manifest import (
     append_entry,
     genesis,
     line_hash,
-    read_manifest,
+    read_store_manifest,
 )
+from buff_dataplane.storage.objstore import LocalStore, ObjectExists, ObjectStore
 from buff_dataplane.storage.quarantine import Quarantine
 from buff_dataplane.storage.recovery import RecoveryReport, recover_all
-from buff_dataplane.storage.segment import RAW_SCHEMA, SegmentStats, write_segment_batches
+from buff_dataplane.storage.segment import (
+    RAW_SCHEMA,
+    SegmentStats,
+    WrittenSegment,
+    write_segment_batches,
+)
 
 Clock = Callable[[], int]
 
@@ -391,10 +410,26 @@ class StreamWriter:
 
 
 class RawLog:
-    """An open data directory. Use :func:`open_log`."""
+    """An open log. Use :func:`open_log`.
 
-    def __init__(self, root: Path, config: LogConfig, *, readonly: bool, clock: Clock) -> None:
+    ``root`` is the local directory of the journals, the lock, quarantine and the imports
+    registry (the data directory itself for a local log); ``store`` holds the sealed
+    segments and manifest chains (by default a LocalStore over ``root``).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        config: LogConfig,
+        *,
+        readonly: bool,
+        clock: Clock,
+        store: ObjectStore | None = None,
+    ) -> None:
         self.root = root
+        self.store: ObjectStore = (
+            store if store is not None else LocalStore(root, fsync=config.fsync)
+        )
         self.config = config
         self.readonly = readonly
         self._clock = clock
@@ -439,23 +474,20 @@ class RawLog:
 
     # -- streams -----------------------------------------------------------------------
 
+    @property
+    def store_is_root(self) -> bool:
+        """True when the sealed data lives in ``root`` itself (a local log)."""
+        return isinstance(self.store, LocalStore) and self.store.root == self.root
+
     def stream_ids(self) -> list[StreamId]:
-        """Every stream with a directory under log/, sorted."""
-        base = self.root / layout.LOG_DIR
-        out: list[StreamId] = []
-        if not base.is_dir():
-            return out
-        for path in sorted(base.glob("*/*/*")):
-            if not path.is_dir():
-                continue
-            try:
-                out.append(StreamId.of(path.parent.parent.name, path.parent.name, path.name))
-            except ValidationError:
-                continue  # verify-log names stray directories
-        return out
+        """Every stream with a directory under log/ (locally or in the store), sorted."""
+        found = set(local_stream_ids(self.root))
+        if not self.store_is_root:
+            found.update(store_stream_ids(self.store))
+        return sorted(found, key=str)
 
     def manifest(self, sid: StreamId) -> list[ManifestEntry]:
-        read = read_manifest(layout.stream_dir(self.root, sid) / layout.MANIFEST, str(sid))
+        read = read_store_manifest(self.store, layout.manifest_chain(sid), str(sid))
         if read.faults:
             raise IntegrityError(read.faults[0] + " (run buff verify-log)")
         return read.entries
@@ -547,20 +579,52 @@ class RawLog:
             if check is not None:
                 check(stats)
 
-        directory = layout.stream_dir(self.root, sid)
-        seg_dir = directory / layout.SEGMENTS
-        seg_dir.mkdir(parents=True, exist_ok=True)
         name = layout.segment_name(seq_from, seq_to)
-        written = write_segment_batches(
-            seg_dir / name,
-            batches,
-            zstd_level=self.config.zstd_level,
-            fsync=self.config.fsync,
-            check=holds_the_range,
-        )
+        key = layout.segment_key(sid, name)
+        store = self.store
+        if isinstance(store, LocalStore):
+            # Encoded in place (temp file, fsync, read-only, link): no copy to publish.
+            seg_dir = store.path(key).parent
+            seg_dir.mkdir(parents=True, exist_ok=True)
+            written = write_segment_batches(
+                seg_dir / name,
+                batches,
+                zstd_level=self.config.zstd_level,
+                fsync=self.config.fsync,
+                check=holds_the_range,
+            )
+        else:
+            written = self._stage_and_upload(key, name, batches, holds_the_range)
         return self._append_manifest(
             sid, written.stats, name, written.file_sha256, written.file_bytes, last
         )
+
+    def _stage_and_upload(
+        self,
+        key: str,
+        name: str,
+        batches: Iterable[pa.RecordBatch],
+        check: Callable[[SegmentStats], None],
+    ) -> WrittenSegment:
+        """Encode the segment into a local temp file, then publish it with one put_new.
+
+        An identical object already there (the retry of a seal whose manifest entry
+        failed, or a crash between the upload and the entry) is accepted; different
+        bytes raise ObjectExists and leave the object as it was.
+        """
+        staging = self.root / layout.STAGING
+        staging.mkdir(exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix="seal-", dir=staging))
+        try:
+            path = tmpdir / name
+            # No fsync: the upload, not this file, is what makes the segment durable.
+            written = write_segment_batches(
+                path, batches, zstd_level=self.config.zstd_level, fsync=False, check=check
+            )
+            self.store.put_new_file(key, path)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        return written
 
     def _append_manifest(
         self,
@@ -591,9 +655,22 @@ class RawLog:
             payload_digest=stats.payload_digest,
             prev=line_hash(last.encode()) if last else genesis(str(sid)),
         )
-        append_entry(
-            layout.stream_dir(self.root, sid) / layout.MANIFEST, entry, fsync=self.config.fsync
-        )
+        chain = layout.manifest_chain(sid)
+        if isinstance(self.store, LocalStore):
+            # The directory's write lock already excludes a second writer; the line is the
+            # one chain_append would write, appended and fsynced as it always was.
+            append_entry(self.store.chain_path(chain), entry, fsync=self.config.fsync)
+            return entry
+        try:
+            self.store.chain_append(chain, entry.index, entry.encode())
+        except ObjectExists as exc:
+            # Another writer sealed this position first: this one must not continue the
+            # stream (its seqs would fork the chain). Reopen to continue after theirs.
+            raise ObjectExists(
+                f"{sid}: manifest position {entry.index} was appended by another writer; "
+                f"this writer stops ({exc})",
+                exc.key,
+            ) from exc
         return entry
 
     def _remove_journal(self, directory: Path) -> None:
@@ -624,13 +701,78 @@ class RawLog:
                 os.fsync(fh.fileno())
 
 
+def local_stream_ids(root: Path) -> list[StreamId]:
+    base = root / layout.LOG_DIR
+    out: list[StreamId] = []
+    if not base.is_dir():
+        return out
+    for path in sorted(base.glob("*/*/*")):
+        if not path.is_dir():
+            continue
+        try:
+            out.append(StreamId.of(path.parent.parent.name, path.parent.name, path.name))
+        except ValidationError:
+            continue  # verify-log names stray directories
+    return out
+
+
+def store_stream_ids(store: ObjectStore) -> list[StreamId]:
+    """Every stream with a key under ``log/`` in ``store``, sorted (bad names skipped)."""
+    out: set[StreamId] = set()
+    for key in store.list(layout.LOG_DIR):
+        parts = key.split("/")
+        if len(parts) < 5:
+            continue  # verify-log names stray keys
+        try:
+            out.add(StreamId.of(parts[1], parts[2], parts[3]))
+        except ValidationError:
+            continue
+    return sorted(out, key=str)
+
+
+def _check_store(store: ObjectStore, *, create: bool) -> bool:
+    """Check a store for the log (writing nothing); True if its marker must be written."""
+    if store.exists(layout.MARKER):
+        return False
+    if not create:
+        raise ValidationError(f"{store.url()} is not a buff data store (no {layout.MARKER})")
+    if store.list():
+        raise ValidationError(
+            f"{store.url()} is not empty and is not a buff data store; refusing to write into it"
+        )
+    return True
+
+
 def open_log(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | ObjectStore,
     config: LogConfig | None = None,
     *,
     readonly: bool = False,
     clock: Clock | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
 ) -> RawLog:
-    """Open (and for writing, create and lock) the data directory at ``root``."""
-    path = layout.resolve_root(root, create=not readonly)
-    return RawLog(path, config or LogConfig(), readonly=readonly, clock=clock or monotonic_ms)
+    """Open (and for writing, create and lock) a log.
+
+    ``root`` is a data directory (everything local, as always), or an ObjectStore for
+    the sealed segments and manifests, with ``state_dir`` the local directory of the
+    journals, the lock and quarantine (required for a store other than a LocalStore).
+    """
+    config = config or LogConfig()
+    clock = clock or monotonic_ms
+    if isinstance(root, LocalStore) and state_dir is None:
+        root = root.root
+    if not isinstance(root, ObjectStore):
+        if state_dir is not None:
+            raise ValidationError("state_dir is only for a log whose data is in an object store")
+        path = layout.resolve_root(root, create=not readonly)
+        return RawLog(path, config, readonly=readonly, clock=clock)
+    if state_dir is None:
+        raise ValidationError(
+            f"{root.url()}: a log in an object store needs a local state_dir "
+            "(journals and the write lock stay on local disk)"
+        )
+    claim = _check_store(root, create=not readonly)
+    state = layout.resolve_state_dir(state_dir, root.url(), create=not readonly)
+    if claim:  # a racing twin writes the same bytes, which put_new accepts
+        root.put_new(layout.MARKER, layout.marker_body())
+    return RawLog(state, config, readonly=readonly, clock=clock, store=root)

@@ -5,6 +5,11 @@ ending in a newline. ``prev`` is the SHA-256 of the previous line's bytes (witho
 newline); the first line's ``prev`` is :func:`genesis` of the stream. ``index`` counts
 lines from 0. An edit, a removal or a reordering of any line breaks the chain at the
 next line (or leaves a sealed segment that no line names).
+
+The chain is kept by an :class:`~buff_dataplane.storage.objstore.ObjectStore`
+(:func:`read_store_manifest`; appended with ``chain_append``): a local directory keeps
+it as ``manifest.jsonl``, S3 as one object per line; the bytes and the checks are the
+same.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 import msgspec
 
 from buff_dataplane.core.errors import StorageError
+from buff_dataplane.storage.objstore import LocalStore, ObjectStore
 
 MANIFEST_VERSION = 1
 
@@ -69,44 +75,67 @@ class ManifestRead:
 
 def read_manifest(path: Path, stream_id: str) -> ManifestRead:
     """Parse and check the whole chain; collect every fault instead of stopping at one."""
-    out = ManifestRead()
     if not path.exists():
-        return out
+        return ManifestRead()
     data = path.read_bytes()
     cut = data.rfind(b"\n") + 1
-    out.good_bytes = cut
+    out = parse_manifest(data[:cut], str(path), stream_id)
     out.torn_tail = data[cut:]
+    return out
+
+
+def read_store_manifest(store: ObjectStore, name: str, stream_id: str) -> ManifestRead:
+    """Read and check chain ``name`` of ``store``; faults name the file (or S3 URL).
+
+    A local store may hold a torn last line (a crash mid-append); on S3 a PUT is atomic,
+    and missing positions or foreign keys under the chain come as faults.
+    """
+    read = store.chain_read(name)
+    out = parse_manifest(read.data, chain_where(store, name), stream_id)
+    out.torn_tail = read.torn_tail
+    out.faults[:0] = read.faults
+    return out
+
+
+def chain_where(store: ObjectStore, name: str) -> str:
+    """How messages name a chain: the local ``manifest.jsonl`` file, or its S3 prefix."""
+    return str(store.chain_path(name)) if isinstance(store, LocalStore) else store.url(name)
+
+
+def parse_manifest(data: bytes, where: str, stream_id: str) -> ManifestRead:
+    """Check complete lines ``data`` (each ending in a newline) as one stream's chain."""
+    out = ManifestRead(good_bytes=len(data))
     expected_prev = genesis(stream_id)
     last_to: int | None = None
-    for number, raw in enumerate(data[:cut].splitlines(), start=1):
+    for number, raw in enumerate(data.splitlines(), start=1):
         try:
             entry = _decoder.decode(raw)
         except msgspec.DecodeError as exc:
-            out.faults.append(f"{path}: line {number} is not a manifest entry ({exc})")
+            out.faults.append(f"{where}: line {number} is not a manifest entry ({exc})")
             expected_prev = line_hash(raw)
             continue
         if entry.encode() != raw:
-            out.faults.append(f"{path}: line {number} is not in canonical form (edited?)")
+            out.faults.append(f"{where}: line {number} is not in canonical form (edited?)")
         if entry.prev != expected_prev:
             out.faults.append(
-                f"{path}: line {number} breaks the hash chain "
+                f"{where}: line {number} breaks the hash chain "
                 f"(prev {entry.prev[:16]}..., expected {expected_prev[:16]}...)"
             )
         if entry.index != number - 1:
             out.faults.append(
-                f"{path}: line {number} has index {entry.index}, expected {number - 1}"
+                f"{where}: line {number} has index {entry.index}, expected {number - 1}"
             )
         if entry.stream_id != stream_id:
-            out.faults.append(f"{path}: line {number} names stream {entry.stream_id!r}")
+            out.faults.append(f"{where}: line {number} names stream {entry.stream_id!r}")
         if entry.v != MANIFEST_VERSION:
-            out.faults.append(f"{path}: line {number} has unknown version {entry.v}")
+            out.faults.append(f"{where}: line {number} has unknown version {entry.v}")
         if last_to is not None and entry.seq_from != last_to + 1:
             out.faults.append(
-                f"{path}: line {number} starts at seq {entry.seq_from}, expected {last_to + 1}"
+                f"{where}: line {number} starts at seq {entry.seq_from}, expected {last_to + 1}"
             )
         if entry.seq_to < entry.seq_from or entry.rows != entry.seq_to - entry.seq_from + 1:
             out.faults.append(
-                f"{path}: line {number} range {entry.seq_from}..{entry.seq_to} "
+                f"{where}: line {number} range {entry.seq_from}..{entry.seq_to} "
                 f"does not hold {entry.rows} rows"
             )
         last_to = entry.seq_to

@@ -3,6 +3,8 @@
 Nothing here loads a whole stream: :func:`scan` yields Arrow record batches segment by
 segment, skipping segments whose manifest ranges miss the filters, so Polars or DuckDB
 can consume a log larger than memory (:func:`to_reader` gives a RecordBatchReader).
+Segments are read through the log's store: a local file by its path, an S3 object by
+ranged GETs (the footer, then only the row groups and columns asked for).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from buff_dataplane.core.errors import StorageError, ValidationError
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.manifest import ManifestEntry
-from buff_dataplane.storage.segment import RAW_SCHEMA
+from buff_dataplane.storage.segment import RAW_SCHEMA, segment_source
 
 if TYPE_CHECKING:
     from buff_dataplane.storage.log import RawLog
@@ -76,16 +78,16 @@ def scan(
                 continue
             if not _overlaps(entry, time_from, time_to, time_field):
                 continue
-            path = layout.stream_dir(log.root, sid) / layout.SEGMENTS / entry.segment
+            key = layout.segment_key(sid, entry.segment)
             try:
-                pf = pq.ParquetFile(path)
+                pf = pq.ParquetFile(segment_source(log.store, key))
                 batches = pf.iter_batches(batch_size=batch_rows, columns=read_cols)
                 for batch in batches:
                     out = _filter(batch, seq_from, seq_to, time_from, time_to, time_field)
                     if out.num_rows:
                         yield out.select(cols)
             except (OSError, pa.ArrowException) as exc:
-                raise StorageError(f"cannot read segment {path}: {exc}") from exc
+                raise StorageError(f"cannot read segment {log.store.url(key)}: {exc}") from exc
 
 
 def _filter(

@@ -9,11 +9,18 @@ sealed copy); seal the rest; delete the journal. Torn tails are kept as evidence
 quarantine/torn/. Anything else that does not add up raises IntegrityError and nothing
 is written. Journals and orphan segments are read frame by frame / row group by row
 group, never whole.
+
+The sealed side is read and written through the log's store: on S3 a segment uploaded
+without its manifest entry (a crash between the two) is an orphan no reader sees, since
+readers go by the manifest; it is adopted here exactly as a local one is. Temp files of
+an interrupted upload live in the local ``.staging`` directory and are removed. A torn
+manifest line exists only locally (an S3 PUT is atomic).
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +33,19 @@ from buff_dataplane.core.errors import IntegrityError, StorageError
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.journal import JournalReader
-from buff_dataplane.storage.manifest import ManifestEntry, read_manifest, truncate_torn_tail
+from buff_dataplane.storage.manifest import (
+    ManifestEntry,
+    read_store_manifest,
+    truncate_torn_tail,
+)
+from buff_dataplane.storage.objstore import LocalStore, ObjectStore
 from buff_dataplane.storage.segment import (
     RAW_SCHEMA,
     ROW_GROUP_ROWS,
     SegmentStats,
-    file_sha256,
     hashes_view,
-    read_segment,
+    object_sha256,
+    segment_source,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +78,9 @@ class RecoveryReport:
 
 
 def recover_all(log: RawLog) -> None:
+    staging = log.root / layout.STAGING
+    if staging.is_dir():  # segments encoded for an upload that never finished
+        shutil.rmtree(staging)
     for sid in log.stream_ids():
         report = _recover_stream(log, sid)
         if report is not None:
@@ -74,29 +89,32 @@ def recover_all(log: RawLog) -> None:
 
 def _recover_stream(log: RawLog, sid: StreamId) -> RecoveryReport | None:
     directory = layout.stream_dir(log.root, sid)
+    store = log.store
     report = RecoveryReport(str(sid))
     changed = False
-    seg_dir = directory / layout.SEGMENTS
-    if seg_dir.is_dir():
-        for tmp in sorted(seg_dir.glob(f"{layout.TMP_PREFIX}*")):
-            tmp.unlink()  # never published: the journal still holds its events
-            report.removed_temp_files.append(tmp.name)
-            changed = True
-    manifest_path = directory / layout.MANIFEST
-    read = read_manifest(manifest_path, str(sid))
+    if isinstance(store, LocalStore):
+        seg_dir = store.path(f"{layout.stream_key(sid)}/{layout.SEGMENTS}")
+        if seg_dir.is_dir():
+            for tmp in sorted(seg_dir.glob(f"{layout.TMP_PREFIX}*")):
+                tmp.unlink()  # never published: the journal still holds its events
+                report.removed_temp_files.append(tmp.name)
+                changed = True
+    chain = layout.manifest_chain(sid)
+    read = read_store_manifest(store, chain, str(sid))
     if read.faults:
         raise IntegrityError(f"{read.faults[0]}; refusing to write (run buff verify-log)")
     if read.torn_tail:
-        truncate_torn_tail(manifest_path, read.good_bytes, fsync=log.config.fsync)
+        assert isinstance(store, LocalStore)  # only a local append can be torn
+        truncate_torn_tail(store.chain_path(chain), read.good_bytes, fsync=log.config.fsync)
         report.torn_manifest_bytes = len(read.torn_tail)
         _keep_evidence(log, sid, "manifest", read.torn_tail)
         changed = True
     entries = read.entries
     last = entries[-1] if entries else None
     journal = _scan_journal(log, sid, directory, report)
-    orphan = _find_orphan(seg_dir, entries)
+    orphan = _find_orphan(store, sid, entries)
     if orphan is not None:
-        last = _adopt_orphan(log, sid, seg_dir / orphan, journal, last)
+        last = _adopt_orphan(log, sid, orphan, journal, last)
         report.adopted_segment = orphan
         changed = True
     if journal is not None:
@@ -169,24 +187,23 @@ def _scan_journal(
     return journal
 
 
-def _find_orphan(seg_dir: Path, entries: list[ManifestEntry]) -> str | None:
-    if not seg_dir.is_dir():
-        return None
+def _find_orphan(store: ObjectStore, sid: StreamId, entries: list[ManifestEntry]) -> str | None:
+    prefix = f"{layout.stream_key(sid)}/{layout.SEGMENTS}"
     named = {e.segment for e in entries}
     orphans = sorted(
-        p.name
-        for p in seg_dir.iterdir()
-        if layout.parse_segment_name(p.name) and p.name not in named
+        name
+        for name in (key[len(prefix) + 1 :] for key in store.list(prefix))
+        if layout.parse_segment_name(name) and name not in named
     )
     if len(orphans) > 1:
-        raise IntegrityError(f"{seg_dir}: {len(orphans)} segments not in the manifest")
+        raise IntegrityError(f"{store.url(prefix)}: {len(orphans)} segments not in the manifest")
     return orphans[0] if orphans else None
 
 
 def _adopt_orphan(
     log: RawLog,
     sid: StreamId,
-    path: Path,
+    name: str,
     journal: _Journal | None,
     last: ManifestEntry | None,
 ) -> ManifestEntry:
@@ -196,10 +213,13 @@ def _adopt_orphan(
     (seqs dense and continuing the sealed log, as its name says), and its payload hashes
     compared with the journal's rows up to its last seq.
     """
+    store = log.store
+    key = layout.segment_key(sid, name)
+    path = store.url(key)
     stats = SegmentStats()
     sha256 = hashlib.sha256
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(segment_source(store, key))
         if not parquet.schema_arrow.equals(RAW_SCHEMA, check_metadata=False):
             raise IntegrityError(f"{path}: unpublished segment does not have the raw schema")
         for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS):
@@ -210,7 +230,7 @@ def _adopt_orphan(
     except (OSError, pa.ArrowException) as exc:
         raise StorageError(f"cannot read segment {path}: {exc}") from exc
     expected_from = last.seq_to + 1 if last else 1
-    if (stats.seq_from, stats.seq_to) != layout.parse_segment_name(path.name) or (
+    if (stats.seq_from, stats.seq_to) != layout.parse_segment_name(name) or (
         stats.seq_from != expected_from
     ):
         raise IntegrityError(
@@ -227,16 +247,16 @@ def _adopt_orphan(
             rows += batch.num_rows
         if rows and (
             journal.first_seq != stats.seq_from
-            or from_journal.digest() != _hashes_prefix_digest(path, rows)
+            or from_journal.digest() != _hashes_prefix_digest(store, key, rows)
         ):
             raise IntegrityError(f"{path}: unpublished segment differs from the journal")
-    return log._append_manifest(sid, stats, path.name, file_sha256(path), path.stat().st_size, last)
+    return log._append_manifest(sid, stats, name, object_sha256(store, key), store.size(key), last)
 
 
-def _hashes_prefix_digest(path: Path, rows: int) -> bytes:
-    """SHA-256 over the first ``rows`` payload hashes of the segment at ``path``."""
+def _hashes_prefix_digest(store: ObjectStore, key: str, rows: int) -> bytes:
+    """SHA-256 over the first ``rows`` payload hashes of the stored segment ``key``."""
     h = hashlib.sha256()
-    for batch in pq.ParquetFile(path).iter_batches(
+    for batch in pq.ParquetFile(segment_source(store, key)).iter_batches(
         batch_size=ROW_GROUP_ROWS, columns=["payload_sha256"]
     ):
         if rows <= 0:
@@ -259,10 +279,13 @@ def _check_journal_against_sealed(
     if not journal.first_seq:
         return
     if journal.first_seq <= sealed_to and last is not None:
-        seg = read_segment(
-            layout.stream_dir(log.root, sid) / layout.SEGMENTS / last.segment,
-            columns=["ingest_seq", "payload_sha256"],
-        )
+        key = layout.segment_key(sid, last.segment)
+        try:
+            seg = pq.read_table(
+                segment_source(log.store, key), columns=["ingest_seq", "payload_sha256"]
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot read segment {log.store.url(key)}: {exc}") from exc
         seg_seqs = seg.column("ingest_seq").combine_chunks()
         seg_hashes = seg.column("payload_sha256").combine_chunks()
         base = last.seq_from

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from buff_dataplane.core.errors import ImmutabilityError, IntegrityError, StorageError
 from buff_dataplane.storage.layout import atomic_file, write_all, write_file_atomic
+from buff_dataplane.storage.objstore import LocalStore, ObjectStore
 
 RAW_SCHEMA = pa.schema(
     [
@@ -288,3 +289,25 @@ def file_sha256(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def object_sha256(store: ObjectStore, key: str) -> str:
+    """The SHA-256 of a stored segment, streamed (a local file is read as before)."""
+    if isinstance(store, LocalStore):
+        return file_sha256(store.path(key))
+    h = hashlib.sha256()
+    with store.open_input(key) as source:
+        while chunk := source.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def segment_source(store: ObjectStore, key: str) -> str | pa.NativeFile:
+    """What ``pq.ParquetFile`` / ``pq.read_table`` should open for a stored segment.
+
+    A local segment is opened by its path, as it always was; an object elsewhere
+    through the store's random-access reader (ranged GETs: footer, then row groups).
+    """
+    if isinstance(store, LocalStore):
+        return str(store.path(key))
+    return store.open_input(key)

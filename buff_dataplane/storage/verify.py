@@ -5,6 +5,12 @@ files on disk are exactly those the manifest names (a missing file, a stray file
 leftover temp file are each a fault); each file's SHA-256 and size; each row's payload
 hash; the payload digest; the seq range, row count, time ranges and identity columns
 against the manifest line; and that an unsealed journal decodes and continues the seq.
+
+The same checks run over a log whose sealed data is in an object store
+(``verify_log(store, state_dir=...)``): the manifest chain and segments are read
+through the store (segments streamed for their SHA-256, Parquet by ranged reads), keys
+under ``log/`` that are neither a manifest entry nor a segment are stray, and journals
+are checked in the local state directory when one is given.
 """
 
 from __future__ import annotations
@@ -22,8 +28,14 @@ from buff_dataplane.core.errors import BuffError, ValidationError
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.journal import JournalReader
-from buff_dataplane.storage.manifest import ManifestEntry, read_manifest
-from buff_dataplane.storage.segment import RAW_SCHEMA, file_sha256, hashes_digest
+from buff_dataplane.storage.manifest import ManifestEntry, chain_where, read_store_manifest
+from buff_dataplane.storage.objstore import LocalStore, ObjectStore
+from buff_dataplane.storage.segment import (
+    RAW_SCHEMA,
+    hashes_digest,
+    object_sha256,
+    segment_source,
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -70,21 +82,69 @@ class VerifyReport:
 Progress = Callable[[int], None]
 
 
-def verify_log(root: Path, progress: Progress | None = None) -> VerifyReport:
-    """Verify the data directory at ``root`` (already validated as one)."""
-    report = VerifyReport(str(root))
-    base = root / layout.LOG_DIR
-    if not base.exists():
-        return report
-    for sdir in _stream_dirs(base, report):
-        sid = StreamId.of(sdir.parent.parent.name, sdir.parent.name, sdir.name)
-        report.streams += 1
-        _verify_stream(sid, sdir, report, progress)
+def verify_log(
+    root: Path | ObjectStore,
+    progress: Progress | None = None,
+    *,
+    state_dir: Path | None = None,
+) -> VerifyReport:
+    """Verify the data directory at ``root`` (already validated as one), or a store.
+
+    For a store other than a local directory, ``state_dir`` (optional) is the local
+    directory of its journals.
+    """
+    if isinstance(root, LocalStore) and state_dir is None:
+        root = root.root
+    if not isinstance(root, ObjectStore):
+        return _verify_directory(Path(root), progress)
+    report = VerifyReport(root.url())
+    _verify_store(root, state_dir, report, progress)
     report.faults.sort()
     return report
 
 
-def _stray(report: VerifyReport, path: Path, why: str = "not part of the log") -> None:
+def _verify_directory(root: Path, progress: Progress | None) -> VerifyReport:
+    report = VerifyReport(str(root))
+    base = root / layout.LOG_DIR
+    if not base.exists():
+        return report
+    store = LocalStore(root, fsync=False)
+    for sdir in _stream_dirs(base, report):
+        sid = StreamId.of(sdir.parent.parent.name, sdir.parent.name, sdir.name)
+        report.streams += 1
+        _verify_stream(sid, sdir, store, report, progress)
+    report.faults.sort()
+    return report
+
+
+def _verify_store(
+    store: ObjectStore, state_dir: Path | None, report: VerifyReport, progress: Progress | None
+) -> None:
+    present: dict[StreamId, dict[str, str]] = {}
+    for key in store.list(layout.LOG_DIR):
+        parts = key.split("/")
+        try:
+            sid = StreamId.of(parts[1], parts[2], parts[3]) if len(parts) == 6 else None
+        except ValidationError:
+            sid = None
+        if sid is None or parts[4] not in (layout.SEGMENTS, layout.MANIFEST_CHAIN):
+            _stray(report, store.url(key), "not part of the log")
+            continue
+        files = present.setdefault(sid, {})
+        if parts[4] == layout.SEGMENTS:  # manifest entries are checked by chain_read
+            files[parts[5]] = store.url(key)
+    journals: dict[StreamId, Path] = {}
+    if state_dir is not None:
+        from buff_dataplane.storage.log import local_stream_ids
+
+        for sid in local_stream_ids(state_dir):
+            journals[sid] = layout.stream_dir(state_dir, sid) / layout.JOURNAL
+    for sid in sorted(set(present) | set(journals), key=str):
+        report.streams += 1
+        _verify_sealed(sid, store, present.get(sid, {}), journals.get(sid), report, progress)
+
+
+def _stray(report: VerifyReport, path: Path | str, why: str = "not part of the log") -> None:
     report.faults.append(Fault(str(path), "stray_file", why))
 
 
@@ -116,15 +176,34 @@ def _stream_dirs(base: Path, report: VerifyReport) -> list[Path]:
 
 
 def _verify_stream(
-    sid: StreamId, sdir: Path, report: VerifyReport, progress: Progress | None
+    sid: StreamId,
+    sdir: Path,
+    store: LocalStore,
+    report: VerifyReport,
+    progress: Progress | None,
 ) -> None:
     for child in sorted(sdir.iterdir()):
         if child.name not in (layout.MANIFEST, layout.JOURNAL, layout.SEGMENTS):
             _stray(report, child)
         elif child.name == layout.SEGMENTS and not child.is_dir():
             _stray(report, child, "expected the segments directory")
-    mpath = sdir / layout.MANIFEST
-    read = read_manifest(mpath, str(sid))
+    seg_dir = sdir / layout.SEGMENTS
+    on_disk = {p.name: str(p) for p in seg_dir.iterdir()} if seg_dir.is_dir() else {}
+    _verify_sealed(sid, store, on_disk, sdir / layout.JOURNAL, report, progress)
+
+
+def _verify_sealed(
+    sid: StreamId,
+    store: ObjectStore,
+    present: dict[str, str],
+    journal: Path | None,
+    report: VerifyReport,
+    progress: Progress | None,
+) -> None:
+    """Check a stream's chain and segments; ``present`` maps segment names to where."""
+    chain = layout.manifest_chain(sid)
+    mpath = chain_where(store, chain)
+    read = read_store_manifest(store, chain, str(sid))
     for text in read.faults:
         report.faults.append(Fault(str(mpath), "manifest", text.split(": ", 1)[-1]))
     if read.torn_tail:
@@ -144,41 +223,49 @@ def _verify_stream(
                 f"first segment starts at seq {read.entries[0].seq_from}, expected 1",
             )
         )
-    seg_dir = sdir / layout.SEGMENTS
-    on_disk = {p.name: p for p in seg_dir.iterdir()} if seg_dir.is_dir() else {}
     named = {e.segment for e in read.entries}
-    for name in sorted(set(on_disk) - named):
+    for name in sorted(set(present) - named):
         why = (
             "unpublished temp file from an interrupted seal"
             if name.startswith(layout.TMP_PREFIX)
             else "segment file not named in the manifest"
         )
-        _stray(report, on_disk[name], why)
+        _stray(report, present[name], why)
     for entry in read.entries:
-        path = seg_dir / entry.segment
-        if entry.segment not in on_disk:
+        key = layout.segment_key(sid, entry.segment)
+        if entry.segment not in present:
             report.faults.append(
                 Fault(
-                    str(path),
+                    store.url(key),
                     "missing_segment",
                     f"manifest line {entry.index} names it (seq {entry.seq_from}..{entry.seq_to})",
                 )
             )
             continue
-        _verify_segment(sid, path, entry, report)
+        _verify_segment(sid, store, key, entry, report)
         if progress is not None:
             progress(entry.rows)
-    _verify_journal(sid, sdir / layout.JOURNAL, read.entries, report)
+    if journal is not None:
+        _verify_journal(sid, journal, read.entries, report)
 
 
-def _verify_segment(sid: StreamId, path: Path, entry: ManifestEntry, report: VerifyReport) -> None:
+def _verify_segment(
+    sid: StreamId, store: ObjectStore, key: str, entry: ManifestEntry, report: VerifyReport
+) -> None:
+    where = store.url(key)
+
     def fault(kind: str, detail: str) -> None:
-        report.faults.append(Fault(str(path), kind, detail))
+        report.faults.append(Fault(where, kind, detail))
 
     report.segments += 1
-    size = path.stat().st_size
+    # Locally stat, as always: a directory named like a segment is then unreadable below.
+    size = store.path(key).stat().st_size if isinstance(store, LocalStore) else store.size(key)
     report.segment_bytes += size
-    sha = file_sha256(path)
+    try:
+        sha = object_sha256(store, key)
+    except (OSError, BuffError) as exc:
+        fault("unreadable_segment", str(exc).splitlines()[0][:200])
+        return
     if sha != entry.file_sha256 or size != entry.file_bytes:
         fault(
             "file_hash_mismatch",
@@ -186,8 +273,8 @@ def _verify_segment(sid: StreamId, path: Path, entry: ManifestEntry, report: Ver
             f"{entry.file_sha256[:16]}... ({entry.file_bytes} bytes)",
         )
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
+        table = pq.read_table(segment_source(store, key))
+    except (OSError, BuffError, pa.ArrowException) as exc:
         fault("unreadable_segment", str(exc).splitlines()[0][:200])
         return
     report.events += table.num_rows
