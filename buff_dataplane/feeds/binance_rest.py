@@ -32,7 +32,6 @@ symbol and the venue's message.
 from __future__ import annotations
 
 import itertools
-import re
 from typing import Annotated, ClassVar, Final
 
 import msgspec
@@ -49,9 +48,9 @@ from buff_dataplane.feeds.rest_common import (
     RestClient,
     compact_items,
 )
+from buff_dataplane.feeds.symbols import check_concatenated
 
 WEIGHT_HEADER: Final = "X-MBX-USED-WEIGHT-1M"
-_VENUE_SYMBOL_RE: Final = re.compile(r"[A-Z0-9]{2,40}")
 
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 _KlineRow = tuple[
@@ -216,11 +215,7 @@ class BinanceRest(RestClient):
     rejection = staticmethod(rejection_message)
 
     def _venue_symbol(self, value: str) -> str:
-        if not isinstance(value, str) or not _VENUE_SYMBOL_RE.fullmatch(value):
-            raise ValidationError(
-                f"{self.venue} symbol {value!r} is not a venue symbol like 'BTCUSDT' (A-Z, 0-9)"
-            )
-        return value
+        return check_concatenated(self.venue, value)
 
     async def trades(
         self,

@@ -20,6 +20,16 @@ _VENUE_SYMBOL_RE: Final = re.compile(r"[A-Z0-9]{2,40}")
 _CACHE_MAX: Final = 8192
 
 
+def check_concatenated(venue: str, value: object) -> str:
+    """A concatenated venue symbol (``BTCUSDT``: A-Z, 0-9) as a REST request may name it;
+    ValidationError otherwise, before any request is sent."""
+    if not isinstance(value, str) or not _VENUE_SYMBOL_RE.fullmatch(value):
+        raise ValidationError(
+            f"{venue} symbol {value!r} is not a venue symbol like 'BTCUSDT' (A-Z, 0-9)"
+        )
+    return value
+
+
 def _show(value: object, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

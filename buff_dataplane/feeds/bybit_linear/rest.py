@@ -41,7 +41,6 @@ so no 5-s window can pass it. The per-UID ``X-Bapi-Limit*`` headers are not read
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Mapping
 from typing import Annotated, ClassVar, Final, TypeVar
 from urllib.parse import quote
@@ -63,6 +62,7 @@ from buff_dataplane.feeds.rest_common import (
     VenueBusy,
     compact_items,
 )
+from buff_dataplane.feeds.symbols import check_concatenated
 
 _T = TypeVar("_T")
 
@@ -76,7 +76,6 @@ BUSY_CODES: Final[dict[int, str]] = {10006: "rate_limited", 10016: "server_error
 # The venue keeps no trade history over REST beyond the latest page: there is no age
 # past which a request is pointless; the page itself decides (a century stands for it).
 NO_RETENTION_LIMIT_MS: Final = 100 * 365 * 86_400_000
-_VENUE_SYMBOL_RE: Final = re.compile(r"[A-Z0-9]{2,40}")
 
 PlainDec = Annotated[str, Meta(pattern=f"^{PLAIN_DECIMAL}$")]
 _KlineRow = tuple[IntText, PlainDec, PlainDec, PlainDec, PlainDec, PlainDec, PlainDec]
@@ -240,11 +239,7 @@ class BybitLinearRest(RestClient):
     rejection = staticmethod(rejection_message)
 
     def _venue_symbol(self, value: str) -> str:
-        if not isinstance(value, str) or not _VENUE_SYMBOL_RE.fullmatch(value):
-            raise ValidationError(
-                f"{self.venue} symbol {value!r} is not a venue symbol like 'BTCUSDT' (A-Z, 0-9)"
-            )
-        return value
+        return check_concatenated(self.venue, value)
 
     async def trades(
         self,
