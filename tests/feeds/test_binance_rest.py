@@ -4,8 +4,6 @@ Time is driven, not waited for: the client's ``sleep`` records and (where the si
 the clock) advances a fake clock, so backoff and Retry-After cost nothing.
 """
 
-import asyncio
-import random
 import socket
 
 import httpx
@@ -20,47 +18,16 @@ from buff_dataplane.feeds.binance_usdm.rest import (
 )
 from buff_dataplane.feeds.rest_common import BadResponse, RestError, RestPolicy, compact_items
 from buff_dataplane.sim.binance_usdm import rest_agg_trade_item
-from buff_dataplane.sim.server import ExchangeSim, SimConfig, klines
+from buff_dataplane.sim.server import SimConfig, klines
+from tests.rest_sim import run, with_rest
 
 T0 = 1_723_161_600_000  # 2024-08-09T00:00Z: tapes wholly in the past, all served at once
 SYM = "BTCUSDT"
 
 
-class FakeTime:
-    """A clock the simulator and the client share; sleeping advances it."""
-
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-        self.slept: list[float] = []
-
-    def now(self) -> int:
-        return self.ms
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.ms += round(seconds * 1000)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 30))
-
-
-async def _with_rest(cfg, body, *, policy=None, shared_clock=False, **kw):
+def _with_rest(cfg, body, *, policy=None, shared_clock=False, **kw):
     """Run ``body(sim, rest, time)`` against a fresh simulator and client."""
-    end = cfg.start_ms + int(cfg.duration_s * 1000)
-    fake = FakeTime(end + 7_000)
-    sim = ExchangeSim(cfg, clock=fake.now) if shared_clock else ExchangeSim(cfg)
-    async with sim, httpx.AsyncClient() as client:
-        rest = BinanceUsdmRest(
-            client,
-            sim.rest_url,
-            policy or RestPolicy(),
-            sleep=fake.sleep,
-            rng=random.Random(7),
-            now_ms=fake.now,
-            **kw,
-        )
-        return await body(sim, rest, fake)
+    return with_rest(BinanceUsdmRest, cfg, body, policy=policy, shared_clock=shared_clock, **kw)
 
 
 def _cfg(**kw):

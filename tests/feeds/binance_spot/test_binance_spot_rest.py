@@ -4,10 +4,6 @@ Time is driven, not waited for: the client sleeps on a fake clock it shares with
 simulator, so Retry-After and backoff cost nothing.
 """
 
-import asyncio
-import random
-
-import httpx
 import pytest
 
 from buff_dataplane.core.errors import ValidationError
@@ -16,25 +12,10 @@ from buff_dataplane.feeds.rest_common import RestError, RestPolicy
 from buff_dataplane.feeds.rest_registry import default_rest_endpoint, history_for, rest_venues
 from buff_dataplane.sim.binance_spot import rest_agg_trade_item
 from buff_dataplane.sim.server import ExchangeSim, SimConfig, klines
+from tests.rest_sim import run, with_rest
 
 T0 = 1_723_161_600_000  # tapes wholly in the past: REST serves all of them at once
 SYM = "BTCUSDT"
-
-
-class Clock:
-    def __init__(self, ms):
-        self.ms, self.slept = ms, []
-
-    def now(self):
-        return self.ms
-
-    async def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.ms += round(seconds * 1000)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 30))
 
 
 def _cfg(**kw):
@@ -42,18 +23,8 @@ def _cfg(**kw):
     return SimConfig(**{**base, **kw})
 
 
-async def _with_rest(cfg, body, *, policy=None):
-    clock = Clock(cfg.start_ms + int(cfg.duration_s * 1000) + 7_000)
-    async with ExchangeSim(cfg, clock=clock.now) as sim, httpx.AsyncClient() as client:
-        rest = BinanceSpotRest(
-            client,
-            sim.rest_url,
-            policy or RestPolicy(),
-            sleep=clock.sleep,
-            rng=random.Random(7),
-            now_ms=clock.now,
-        )
-        return await body(sim, rest, clock)
+def _with_rest(cfg, body, *, policy=None):
+    return with_rest(BinanceSpotRest, cfg, body, policy=policy)
 
 
 def test_paging_by_from_id_gives_the_tape_as_spot_items_at_weight_4():

@@ -4,40 +4,22 @@ Time is driven, not waited for: the client sleeps on a fake clock it shares with
 simulator, so Retry-After and backoff cost nothing.
 """
 
-import asyncio
 import itertools
-import random
 from typing import ClassVar
 
-import httpx
 import pytest
 
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.feeds.bybit_linear.parse import parse
 from buff_dataplane.feeds.bybit_linear.rest import BybitLinearRest, open_envelope
-from buff_dataplane.feeds.rest_common import KlineRules, RestError, RestPolicy, VenueBusy
+from buff_dataplane.feeds.rest_common import KlineRules, RestError, VenueBusy
 from buff_dataplane.feeds.rest_registry import default_rest_endpoint, history_for
 from buff_dataplane.sim.bybit_linear import exec_int, klines, recent_trade_item
 from buff_dataplane.sim.server import ExchangeSim, SimConfig
+from tests.rest_sim import run, with_rest
 
 T0 = 1_723_161_600_000  # tapes wholly in the past: REST serves all of them at once
 SYM = "BTCUSDT"
-
-
-class Clock:
-    def __init__(self, ms):
-        self.ms, self.slept = ms, []
-
-    def now(self):
-        return self.ms
-
-    async def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.ms += round(seconds * 1000)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 30))
 
 
 def _cfg(**kw):
@@ -45,19 +27,8 @@ def _cfg(**kw):
     return SimConfig(**{**base, **kw})
 
 
-async def _with_rest(cfg, body, *, policy=None, cls=BybitLinearRest, **kw):
-    clock = Clock(cfg.start_ms + int(cfg.duration_s * 1000) + 7_000)
-    async with ExchangeSim(cfg, clock=clock.now) as sim, httpx.AsyncClient() as client:
-        rest = cls(
-            client,
-            sim.rest_url,
-            policy or RestPolicy(),
-            sleep=clock.sleep,
-            rng=random.Random(7),
-            now_ms=clock.now,
-            **kw,
-        )
-        return await body(sim, rest, clock)
+def _with_rest(cfg, body, *, policy=None, cls=BybitLinearRest, **kw):
+    return with_rest(cls, cfg, body, policy=policy, **kw)
 
 
 def test_the_client_states_the_venue_facts_the_contract_needs():

@@ -4,11 +4,8 @@ Time is driven, not waited for: the client sleeps on a fake clock it shares with
 simulator, so backoff and the request bucket cost nothing.
 """
 
-import asyncio
-import random
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from buff_dataplane.core.errors import ValidationError
@@ -18,25 +15,10 @@ from buff_dataplane.feeds.rest_common import KlineRules, RestError, RestPolicy
 from buff_dataplane.feeds.rest_registry import default_rest_endpoint, history_for
 from buff_dataplane.sim.coinbase import rest_trade_item
 from buff_dataplane.sim.server import ExchangeSim, SimConfig
+from tests.rest_sim import run, with_rest
 
 T0 = 1_723_161_600_000  # tapes wholly in the past: REST serves all of them at once
 SYM = "BTC-USD"
-
-
-class Clock:
-    def __init__(self, ms):
-        self.ms, self.slept = ms, []
-
-    def now(self):
-        return self.ms
-
-    async def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.ms += round(seconds * 1000)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 30))
 
 
 def _cfg(**kw):
@@ -44,18 +26,8 @@ def _cfg(**kw):
     return SimConfig(**{**base, "rate": 30, **kw})
 
 
-async def _with_rest(cfg, body, *, policy=None):
-    clock = Clock(cfg.start_ms + int(cfg.duration_s * 1000) + 7_000)
-    async with ExchangeSim(cfg, clock=clock.now) as sim, httpx.AsyncClient() as client:
-        rest = CoinbaseRest(
-            client,
-            sim.rest_url,
-            policy or RestPolicy(),
-            sleep=clock.sleep,
-            rng=random.Random(7),
-            now_ms=clock.now,
-        )
-        return await body(sim, rest, clock)
+def _with_rest(cfg, body, *, policy=None):
+    return with_rest(CoinbaseRest, cfg, body, policy=policy)
 
 
 def test_paging_by_id_walks_the_after_cursor_and_answers_ascending():

@@ -6,11 +6,8 @@ simulator, so backoff and the 2-second pacing cost nothing.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from buff_dataplane.core.errors import ValidationError
@@ -19,26 +16,11 @@ from buff_dataplane.feeds.okx_swap.rest import OkxSwapRest, decode_candles, deco
 from buff_dataplane.feeds.rest_common import BadResponse, RestError, RestPolicy
 from buff_dataplane.feeds.rest_registry import default_rest_endpoint, history_for
 from buff_dataplane.sim import okx_swap as render
-from buff_dataplane.sim.server import ExchangeSim, SimConfig
+from buff_dataplane.sim.server import SimConfig
+from tests.rest_sim import run, with_rest
 
 T0 = 1_723_161_600_000  # tapes wholly in the past: REST serves all of them at once
 INST = "BTC-USDT-SWAP"
-
-
-class Clock:
-    def __init__(self, ms):
-        self.ms, self.slept = ms, []
-
-    def now(self):
-        return self.ms
-
-    async def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.ms += round(seconds * 1000)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 30))
 
 
 def _cfg(**kw):
@@ -46,18 +28,8 @@ def _cfg(**kw):
     return SimConfig(**{**base, "rate": 20.0, **kw})
 
 
-async def _with_rest(cfg, body, *, policy=None):
-    clock = Clock(cfg.start_ms + int(cfg.duration_s * 1000) + 7_000)
-    async with ExchangeSim(cfg, clock=clock.now) as sim, httpx.AsyncClient() as client:
-        rest = OkxSwapRest(
-            client,
-            sim.rest_url,
-            policy or RestPolicy(base_backoff_s=0.5),
-            sleep=clock.sleep,
-            rng=random.Random(7),
-            now_ms=clock.now,
-        )
-        return await body(sim, rest, clock)
+def _with_rest(cfg, body, *, policy=None):
+    return with_rest(OkxSwapRest, cfg, body, policy=policy or RestPolicy(base_backoff_s=0.5))
 
 
 def _tape_matches(tape):
