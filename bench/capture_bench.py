@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench.common import WORK, write_result
+from buff_dataplane.pipeline.capture import status_path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, "-m", "buff_dataplane"]
@@ -74,7 +75,7 @@ def throughput(seconds: float = 15.0, rate: float = 50_000.0) -> dict[str, objec
         sim.terminate()
         sim.wait(timeout=30)
     summary = json.loads(cap.stdout)
-    status = json.loads((data / "status" / "capture.json").read_text())
+    status = json.loads(status_path(data, "binance-usdm").read_text())
     from buff_dataplane.storage.log import open_log
 
     log = open_log(data, readonly=True)
