@@ -333,24 +333,26 @@ class Capture:
         quarantined whole, and only then are its new ids remembered, so a quarantined
         message never marks a trade as seen.
         """
-        recent = self._recent(str(sid))
-        health = self.health.setdefault(str(sid), StreamHealth())
+        key = str(sid)
+        recent = self._recent(key)
         new: dict[int, int] = {}
         for trade in trades:
             content = content_digest(trade)
-            seen = recent.get(trade.trade_id, new.get(trade.trade_id))
+            seen = recent.get(trade.trade_id)
+            if seen is None:
+                seen = new.get(trade.trade_id)
             if seen is None:
                 new[trade.trade_id] = content
             elif seen != content:
                 self.stats.conflicts += 1
-                health.conflicts += 1
-                self.flagged.add(str(sid))
+                self.health.setdefault(key, StreamHealth()).conflicts += 1
+                self.flagged.add(key)
                 raise PayloadRejected(
                     "duplicate_conflict", f"trade id {trade.trade_id} seen with other content"
                 )
         if not new:
             self.stats.duplicates += 1
-            health.duplicates += 1
+            self.health.setdefault(key, StreamHealth()).duplicates += 1
             return True
         for trade_id, content in new.items():
             recent[trade_id] = content
