@@ -15,7 +15,7 @@ from buff_dataplane.core.bars import Bar
 from buff_dataplane.core.errors import IncompleteDataError, ValidationError
 from buff_dataplane.core.times import format_utc_ms
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore
-from buff_dataplane.storage.layout import resolve_root
+from buff_dataplane.storage.objstore import LocalStore, ObjectStore, existing_store
 
 if TYPE_CHECKING:
     import polars as pl
@@ -74,9 +74,11 @@ def select_bars(
 
 
 class Store:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._bars = BarStore(root)
+    """The bars of a data directory, or of an object store (``s3://bucket/prefix``)."""
+
+    def __init__(self, root: Path | ObjectStore) -> None:
+        self.root: Path | str = root if isinstance(root, Path) else root.url()
+        self._bars = BarStore(root) if isinstance(root, Path) else BarStore.over(root)
 
     def artifacts(self) -> list[ArtifactKey]:
         return self._bars.artifacts()
@@ -133,4 +135,6 @@ def _exact_scale(values: list[str]) -> int:
 
 
 def open_store(path: str | os.PathLike[str]) -> Store:
-    return Store(resolve_root(path, create=False))
+    """The bars at ``path``: a data directory, or ``s3://bucket/prefix`` (AWS_* env)."""
+    store = existing_store(path)
+    return Store(store.root if isinstance(store, LocalStore) else store)

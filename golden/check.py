@@ -18,15 +18,18 @@ import hashlib
 import json
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from buff_dataplane.core.ids import StreamId
 from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.pipeline.canonicalize import canonicalize
+from buff_dataplane.pipeline.executors import executor_session
 from buff_dataplane.pipeline.importer import import_file
 from buff_dataplane.pipeline.replay import replay
-from buff_dataplane.storage.gap_ledger import GapLedger
-from buff_dataplane.storage.log import open_log
+from buff_dataplane.storage.gap_ledger import ledger_for
+from buff_dataplane.storage.log import RawLog, open_log
+from buff_dataplane.storage.objstore import ObjectStore, task_store
 from buff_dataplane.storage.verify import verify_log
 from golden.make import (
     BACKFILLS,
@@ -45,19 +48,42 @@ ENGINES = ("sql", "reference")
 TIMEFRAMES = ("1m", "5m", "1h", "1d")
 
 
-def build_case(name: str, data: Path) -> None:
+@dataclass(frozen=True)
+class Target:
+    """Where and how a golden case is built: the storage and the executor.
+
+    ``data`` is None for a fresh local temp directory, else a store URL (``s3://...``)
+    whose log is written through a local state directory. The digests must not depend on
+    either: tests/test_golden_targets.py builds every case on each combination.
+    """
+
+    data: str | None = None
+    executor: str = "serial"
+    workers: int | None = None
+
+
+def _open(target: Target, data: Path, *, readonly: bool = False) -> RawLog:
+    if target.data is None:
+        return open_log(data, readonly=readonly)
+    store = task_store(target.data)
+    if readonly:
+        return open_log(store, readonly=True)
+    return open_log(store, state_dir=data.parent / "state")
+
+
+def build_case(name: str, data: Path, target: Target = Target()) -> None:
     """The golden raw log of ``name`` as captured (its back-fill comes later)."""
     venue, _ = CASES[name]
-    with open_log(data) as log:
+    with _open(target, data) as log:
         import_file(log, capture_path(name), venue=venue, fmt="ndjson")
 
 
-def append_backfill(name: str, data: Path) -> None:
+def append_backfill(name: str, data: Path, target: Target = Target()) -> None:
     """Append the case's REST back-fill to its trade stream, as the back-fill job would."""
     venue, _ = CASES[name]
     symbol, _ = BACKFILLS[name]
     parser = parser_for(venue)
-    with open_log(data) as log:
+    with _open(target, data) as log:
         writer = log.writer(StreamId(venue, "trade", symbol))
         for line in backfill_path(name).read_bytes().splitlines():
             item = json.loads(line)
@@ -71,24 +97,30 @@ def append_backfill(name: str, data: Path) -> None:
             )
 
 
-def _digests_of(name: str) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as tmp:
+def digests_of(name: str, target: Target = Target()) -> dict[str, object]:
+    """Build case ``name`` on ``target`` and return its digests (digests.json's entry)."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        executor_session(target.executor, workers=target.workers),
+    ):
         data = Path(tmp) / "data"
-        build_case(name, data)
+        build_case(name, data, target)
         # Stages: bars as captured; after the back-fill; then applying late data.
-        bars = _build_bars(data, CASES[name][0], {})
+        bars = _build_bars(target, data, CASES[name][0], {})
         if name in BACKFILLS:
-            append_backfill(name, data)
-            bars.update(_build_bars(data, CASES[name][0], {}))
-        bars.update(_build_bars(data, CASES[name][0], {"apply_late": True}))
+            append_backfill(name, data, target)
+            bars.update(_build_bars(target, data, CASES[name][0], {}))
+        bars.update(_build_bars(target, data, CASES[name][0], {"apply_late": True}))
         if name in LEDGERS:  # facts the repair could not settle: a stage of their own
-            GapLedger(data).record(LEDGERS[name]())
-            bars.update(_build_bars(data, CASES[name][0], {}))
-        _replay_all(data)
-        report = verify_log(data)
+            with _open(target, data) as log:
+                ledger_for(log).record(LEDGERS[name]())
+            bars.update(_build_bars(target, data, CASES[name][0], {}))
+        where: Path | ObjectStore = data if target.data is None else task_store(target.data)
+        _replay_all(where, target)
+        report = verify_log(where)
         if not report.ok:
             raise SystemExit(f"golden {name}: verify-log failed: {report.faults[0]}")
-        log = open_log(data, readonly=True)
+        log = _open(target, data, readonly=True)
         streams: dict[str, object] = {}
         for sid in log.stream_ids():
             entries = log.manifest(sid)
@@ -105,6 +137,7 @@ def _digests_of(name: str) -> dict[str, object]:
                 "ts_exchange_max": max(ex_max) if ex_max else None,
                 "payload_digest_chain": digest.hexdigest(),
             }
+        log.close()
     out: dict[str, object] = {
         "capture_sha256": hashlib.sha256(capture_path(name).read_bytes()).hexdigest(),
         "streams": streams,
@@ -115,12 +148,22 @@ def _digests_of(name: str) -> dict[str, object]:
     return out
 
 
-def _build_bars(data: Path, venue: str, overrides: dict[str, object]) -> dict[str, object]:
+def _build_bars(
+    target: Target, data: Path, venue: str, overrides: dict[str, object]
+) -> dict[str, object]:
     out: dict[str, object] = {}
-    log = open_log(data, readonly=True)
-    for o in canonicalize(
-        log, venue=venue, timeframes=TIMEFRAMES, overrides=overrides, engine=ENGINES[0]
-    ):
+    log = _open(target, data, readonly=True)
+    outcomes = canonicalize(
+        log,
+        venue=venue,
+        timeframes=TIMEFRAMES,
+        overrides=overrides,
+        engine=ENGINES[0],
+        executor=target.executor,
+        workers=target.workers,
+    )
+    log.close()
+    for o in outcomes:
         if o.revision is not None:
             out[f"{o.key} rev {o.revision}"] = {
                 "reason": o.reason,
@@ -133,10 +176,10 @@ def _build_bars(data: Path, venue: str, overrides: dict[str, object]) -> dict[st
     return out
 
 
-def _replay_all(data: Path) -> None:
+def _replay_all(data: Path | ObjectStore, target: Target) -> None:
     """replay --verify on every revision, with every engine: all must match."""
     for engine in ENGINES:
-        for item in replay(data, engine=engine):
+        for item in replay(data, engine=engine, executor=target.executor, workers=target.workers):
             if not item.ok:
                 raise SystemExit(
                     f"golden: replay --verify ({engine}) failed for {item.key} rev "
@@ -170,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems and not args.update:
         print("\n".join(f"FAIL {p}" for p in problems))
         return 1
-    current = {name: _digests_of(name) for name in sorted(CASES)}
+    current = {name: digests_of(name) for name in sorted(CASES)}
     stored = json.loads(DIGESTS.read_text()) if DIGESTS.exists() else {}
     changes = _diff(stored, current)
     if args.update:

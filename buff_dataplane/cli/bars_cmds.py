@@ -12,12 +12,23 @@ from typing import Annotated, Any
 import typer
 
 from buff_dataplane.cli import app
-from buff_dataplane.cli.common import DataOpt, JsonOpt, err, print_json
+from buff_dataplane.cli.common import (
+    AddressOpt,
+    DataOpt,
+    ExecutorOpt,
+    JsonOpt,
+    WorkersOpt,
+    data_store,
+    err,
+    open_data_log,
+    print_json,
+)
 from buff_dataplane.core.bars import TIMEFRAMES, Bar
 from buff_dataplane.core.errors import EXIT_OK, EXIT_VERIFY_FAILED, ValidationError
 from buff_dataplane.core.ids import validate_symbol, validate_venue
 from buff_dataplane.core.times import format_utc_ms, parse_utc_ms
 from buff_dataplane.pipeline.canonicalize import DEFAULT_ENGINE
+from buff_dataplane.pipeline.executors import DEFAULT_EXECUTOR, executor_session
 
 FORMATS = ("csv", "json", "parquet", "binance")
 EngineOpt = Annotated[
@@ -26,26 +37,6 @@ EngineOpt = Annotated[
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(min=1, max=256, help="DuckDB threads for the sql engine (default: all cores)."),
-]
-ExecutorOpt = Annotated[
-    str,
-    typer.Option(
-        help="What runs the per-symbol tasks: serial (this process), process (a pool) or "
-        "dask (a Dask cluster); results are combined in sorted order either way."
-    ),
-]
-AddressOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="A Dask scheduler, tcp://host:8786, for --executor dask (default: "
-        "$DASK_SCHEDULER_ADDRESS, else a local cluster on 127.0.0.1)."
-    ),
-]
-WorkersOpt = Annotated[
-    int | None,
-    typer.Option(
-        min=1, max=256, help="Worker processes for --executor process or dask (default: cores)."
-    ),
 ]
 
 
@@ -71,7 +62,7 @@ def _venues(log: Any, venue: str | None) -> list[str]:
         return [validate_venue(venue)]
     found = sorted({s.venue for s in log.stream_ids() if s.channel == "trade"})
     if not found:
-        raise ValidationError(f"no trade streams in {log.root}")
+        raise ValidationError(f"no trade streams in {log.url}")
     return found
 
 
@@ -105,7 +96,7 @@ def canonicalize_cmd(
     ] = False,
     engine: EngineOpt = DEFAULT_ENGINE,
     threads: ThreadsOpt = None,
-    executor: ExecutorOpt = "serial",
+    executor: ExecutorOpt = DEFAULT_EXECUTOR,
     workers: WorkersOpt = None,
     address: AddressOpt = None,
     as_json: JsonOpt = False,
@@ -117,7 +108,6 @@ def canonicalize_cmd(
     candidates unless --apply-late.
     """
     from buff_dataplane.pipeline.canonicalize import canonicalize
-    from buff_dataplane.storage.log import open_log
 
     tfs = _split(timeframes, "timeframes") or []
     overrides: dict[str, Any] = {}
@@ -130,23 +120,25 @@ def canonicalize_cmd(
         overrides["allowed_lateness_ms"] = lateness_ms
     if apply_late is not None:
         overrides["apply_late"] = apply_late
-    log = open_log(data, readonly=True)
+    log = open_data_log(data, readonly=True)
     outcomes = []
-    for v in _venues(log, venue):
-        outcomes += canonicalize(
-            log,
-            venue=v,
-            symbols=_split(symbols, "symbols"),
-            timeframes=tfs,
-            overrides=overrides,
-            rebuild=rebuild,
-            engine=engine,
-            threads=threads,
-            progress=None if as_json else (lambda msg: err(f"... {msg}")),
-            executor=executor,
-            workers=workers,
-            address=address,
-        )
+    # One pool (or cluster) for every venue's tasks: workers start once.
+    with executor_session(executor, workers=workers, address=address):
+        for v in _venues(log, venue):
+            outcomes += canonicalize(
+                log,
+                venue=v,
+                symbols=_split(symbols, "symbols"),
+                timeframes=tfs,
+                overrides=overrides,
+                rebuild=rebuild,
+                engine=engine,
+                threads=threads,
+                progress=None if as_json else (lambda msg: err(f"... {msg}")),
+                executor=executor,
+                workers=workers,
+                address=address,
+            )
     if as_json:
         print_json({"artifacts": [o.to_dict() for o in outcomes]})
         return EXIT_OK
@@ -175,7 +167,7 @@ def replay_cmd(
     revision: Annotated[int | None, typer.Option(min=1, help="Only this revision.")] = None,
     engine: EngineOpt = DEFAULT_ENGINE,
     threads: ThreadsOpt = None,
-    executor: ExecutorOpt = "serial",
+    executor: ExecutorOpt = DEFAULT_EXECUTOR,
     workers: WorkersOpt = None,
     address: AddressOpt = None,
     as_json: JsonOpt = False,
@@ -187,7 +179,6 @@ def replay_cmd(
     digests are printed.
     """
     from buff_dataplane.pipeline.replay import MAX_LISTED, replay
-    from buff_dataplane.storage.layout import resolve_root
 
     if venue is not None:
         validate_venue(venue)
@@ -197,9 +188,8 @@ def replay_cmd(
         raise ValidationError(
             f"unknown timeframe {timeframe!r}: expected one of {', '.join(TIMEFRAMES)}"
         )
-    root = resolve_root(data, create=False)
     items = replay(
-        root,
+        data_store(data),
         venue=venue,
         symbol=symbol,
         timeframe=timeframe,
@@ -305,7 +295,6 @@ def bars_cmd(
     """Print or export bars. The binance format is the 12-column kline CSV (no header)."""
     from buff_dataplane.api import select_bars
     from buff_dataplane.storage.bars_store import ArtifactKey, BarStore
-    from buff_dataplane.storage.layout import resolve_root
 
     if fmt not in FORMATS:
         raise ValidationError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -313,7 +302,7 @@ def bars_cmd(
         raise ValidationError("--format parquet needs --out FILE")
     key = ArtifactKey(venue, symbol, timeframe)
     lo, hi = _range(start, end)
-    store = BarStore(resolve_root(data, create=False))
+    store = BarStore.over(data_store(data))
     _, bars = select_bars(
         store, key, start_ms=lo, end_ms=hi, revision=revision, allow_incomplete=not require_complete
     )
@@ -333,9 +322,8 @@ def bars_cmd(
 def revisions_cmd(data: DataOpt = "./data", as_json: JsonOpt = False) -> int:
     """List bar artifacts and their revisions (reason, bars, content digest)."""
     from buff_dataplane.storage.bars_store import BarStore
-    from buff_dataplane.storage.layout import resolve_root
 
-    store = BarStore(resolve_root(data, create=False))
+    store = BarStore.over(data_store(data))
     rows = []
     for key in store.artifacts():
         for rev in store.revisions(key):

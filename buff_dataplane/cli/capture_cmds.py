@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from buff_dataplane.cli import app
-from buff_dataplane.cli.common import DataOpt, JsonOpt, err, print_json
+from buff_dataplane.cli.common import DataOpt, JsonOpt, StateOpt, err, open_data_log, print_json
 from buff_dataplane.core.errors import EXIT_OK, ValidationError
 from buff_dataplane.core.ids import StreamId
 
@@ -53,6 +53,7 @@ def capture_cmd(
         ),
     ] = None,
     data: DataOpt = "./data",
+    state_dir: StateOpt = None,
     endpoint: Annotated[
         str | None,
         typer.Option(help="WebSocket base URL (one venue only; default: the venue's)."),
@@ -101,7 +102,6 @@ def capture_cmd(
     """
     from buff_dataplane.pipeline.backfill import BackfillConfig
     from buff_dataplane.pipeline.capture import CaptureConfig
-    from buff_dataplane.storage.log import open_log
 
     plans = _venue_plans(venue, symbols, channels, config_file, endpoint, rest_endpoint)
     quiet = (
@@ -117,7 +117,7 @@ def capture_cmd(
         backfill=BackfillConfig(max_attempts=backfill_attempts),
     )
     rests = [_rest_of(p) for p in plans]
-    with open_log(data) as log:
+    with open_data_log(data, readonly=False, state_dir=state_dir) as log:
         for report in log.recovery:
             err(f"recovered: {report.describe()}")
         captures = [_capture_of(log, p, config) for p in plans]
@@ -356,13 +356,25 @@ def _sim_default(venue: str) -> tuple[str, ...]:
 
 
 @app.command("status")
-def status_cmd(data: DataOpt = "./data", as_json: JsonOpt = False) -> int:
+def status_cmd(
+    data: DataOpt = "./data", state_dir: StateOpt = None, as_json: JsonOpt = False
+) -> int:
     """Show what a running capture publishes, per venue: connections, queue, streams and
-    their health (--json: {"captures": [...]}, sorted by venue)."""
+    their health (--json: {"captures": [...]}, sorted by venue). A capture into S3 keeps
+    its status in its --state-dir."""
     from buff_dataplane.pipeline.capture import status_paths
-    from buff_dataplane.storage.layout import resolve_root
+    from buff_dataplane.storage.layout import resolve_root, resolve_state_dir
+    from buff_dataplane.storage.objstore import LocalStore, store_for
 
-    paths = status_paths(resolve_root(data, create=False))
+    store = store_for(data)
+    if isinstance(store, LocalStore):
+        if state_dir is not None:
+            raise ValidationError("--state-dir is for --data s3://... (unset BUFF_STATE_DIR)")
+        paths = status_paths(resolve_root(data, create=False))
+    elif state_dir is None:
+        raise ValidationError(f"--data {data}: the capture status is in its --state-dir; give it")
+    else:
+        paths = status_paths(resolve_state_dir(state_dir, store.url(), create=False))
     if not paths:
         raise ValidationError(f"no capture status in {data} (is a capture running?)")
     now = time.time_ns() // 1_000_000

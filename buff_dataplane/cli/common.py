@@ -6,19 +6,59 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from buff_dataplane.core.config import LogConfig
+    from buff_dataplane.storage.log import RawLog
+    from buff_dataplane.storage.objstore import ObjectStore
 
 DataOpt = Annotated[
     str,
     typer.Option(
         "--data",
         envvar="BUFF_DATA",
-        help="Data directory (created on first write). Env: BUFF_DATA.",
+        help="Data directory (created on first write), or s3://bucket/prefix on any "
+        "S3-compatible store (configured by the AWS_* environment variables; see "
+        "docs/scale.md). Env: BUFF_DATA.",
         show_default=True,
     ),
 ]
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state-dir",
+        envvar="BUFF_STATE_DIR",
+        help="With --data s3://...: the local directory of the journals, the write lock, "
+        "quarantine staging and status files (needed to write; a journal cannot live in "
+        "an object store). Env: BUFF_STATE_DIR.",
+    ),
+]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        help="What runs the partition tasks: serial (this process), process (a pool of "
+        "--workers processes; one partition runs in this process) or dask (a Dask "
+        "cluster); results are combined in sorted order either way."
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="A Dask scheduler, tcp://host:8786, for --executor dask (default: "
+        "$DASK_SCHEDULER_ADDRESS, else a local cluster on 127.0.0.1)."
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=256, help="Worker processes for --executor process or dask (default: cores)."
+    ),
+]
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")]
 
 
@@ -48,3 +88,43 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Any]:
         transient=True,
     ) as bar:
         yield bar
+
+
+def open_data_log(
+    data: str,
+    *,
+    readonly: bool,
+    state_dir: str | None = None,
+    config: LogConfig | None = None,
+) -> RawLog:
+    """The raw log at ``--data``: a local data directory, or sealed data on S3.
+
+    A writer of an object store needs ``--state-dir`` (journals and the lock are local);
+    a reader needs none. A local data directory keeps its state itself, so a state
+    directory given with it is refused rather than silently ignored.
+    """
+    from buff_dataplane.core.errors import ValidationError
+    from buff_dataplane.storage.log import open_log
+    from buff_dataplane.storage.objstore import LocalStore, store_for
+
+    store = store_for(data)
+    if isinstance(store, LocalStore):
+        if state_dir is not None:
+            raise ValidationError(
+                f"--state-dir is for --data s3://...; the local data directory {data} "
+                "keeps its own journals (unset BUFF_STATE_DIR)"
+            )
+        return open_log(data, config, readonly=readonly)
+    if state_dir is None and not readonly:
+        raise ValidationError(
+            f"--data {data}: writing to object storage needs --state-dir DIR (or "
+            "BUFF_STATE_DIR): journals and the write lock stay on local disk"
+        )
+    return open_log(store, config, readonly=readonly, state_dir=state_dir)
+
+
+def data_store(data: str) -> ObjectStore:
+    """The store at ``--data`` for a reader of bars: it must hold buff data already."""
+    from buff_dataplane.storage.objstore import existing_store
+
+    return existing_store(data)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from buff_dataplane.cli import app
-from buff_dataplane.cli.common import DataOpt, JsonOpt, print_json
+from buff_dataplane.cli.common import DataOpt, JsonOpt, data_store, print_json
 from buff_dataplane.core.errors import EXIT_OK, EXIT_VERIFY_FAILED
 from buff_dataplane.core.times import format_utc_ms, parse_utc_ms
 
@@ -40,14 +40,17 @@ def crosscheck_cmd(
     from buff_dataplane.feeds.rest_common import RestPolicy
     from buff_dataplane.pipeline.crosscheck import run_crosscheck
     from buff_dataplane.storage.bars_store import ArtifactKey
-    from buff_dataplane.storage.layout import resolve_root
 
     key = ArtifactKey(venue, symbol, timeframe)
     lo = parse_utc_ms(start, what="--from")
     hi = parse_utc_ms(end, what="--to")
-    root = resolve_root(data, create=False)
     report = run_crosscheck(
-        root, key, lo, hi, endpoint=rest_endpoint, policy=RestPolicy(max_attempts=max_attempts)
+        data_store(data),
+        key,
+        lo,
+        hi,
+        endpoint=rest_endpoint,
+        policy=RestPolicy(max_attempts=max_attempts),
     )
     if as_json:
         print_json(report.to_dict())

@@ -9,11 +9,22 @@ from typing import Annotated, Any
 import typer
 
 from buff_dataplane.cli import app
-from buff_dataplane.cli.common import DataOpt, JsonOpt, err, print_json
+from buff_dataplane.cli.common import (
+    AddressOpt,
+    DataOpt,
+    ExecutorOpt,
+    JsonOpt,
+    StateOpt,
+    WorkersOpt,
+    err,
+    open_data_log,
+    print_json,
+)
 from buff_dataplane.core.errors import EXIT_INCOMPLETE, EXIT_OK, ValidationError
 from buff_dataplane.core.gaps import GAP_STATUSES, Gap
 from buff_dataplane.core.ids import validate_venue
 from buff_dataplane.core.times import format_utc_ms, parse_utc_ms
+from buff_dataplane.pipeline.executors import DEFAULT_EXECUTOR
 
 VenueOpt = Annotated[str, typer.Option(help="Venue whose trade streams to look at.")]
 SymbolsOpt = Annotated[
@@ -78,6 +89,10 @@ def _line(g: Gap) -> str:
 @app.command("gaps")
 def gaps_cmd(
     data: DataOpt = "./data",
+    state_dir: StateOpt = None,
+    executor: ExecutorOpt = DEFAULT_EXECUTOR,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
     status: Annotated[
         str | None, typer.Option(help=f"Only gaps with this status: {', '.join(GAP_STATUSES)}.")
     ] = None,
@@ -100,8 +115,7 @@ def gaps_cmd(
     scanned first and new gaps are recorded; that needs the data directory's write lock.
     """
     from buff_dataplane.pipeline.backfill import scan_ledger, trade_streams
-    from buff_dataplane.storage.gap_ledger import GapLedger
-    from buff_dataplane.storage.log import open_log
+    from buff_dataplane.storage.gap_ledger import ledger_for
 
     if status is not None and status not in GAP_STATUSES:
         raise ValidationError(f"--status {status!r}: expected one of {', '.join(GAP_STATUSES)}")
@@ -112,18 +126,26 @@ def gaps_cmd(
         raise ValidationError("--scan, --symbols and --from/--to need --venue")
     if scan or range_ms is not None:
         assert venue is not None
-        with open_log(data) as log:
+        with open_data_log(data, readonly=False, state_dir=state_dir) as log:
             streams = trade_streams(log, venue, _symbols(symbols))
-            ledger = GapLedger(log.root)
-            found = scan_ledger(log, ledger, streams, now_ms=wall_ms(), range_ms=range_ms)
+            ledger = ledger_for(log)
+            found = scan_ledger(
+                log,
+                ledger,
+                streams,
+                now_ms=wall_ms(),
+                range_ms=range_ms,
+                executor=executor,
+                workers=workers,
+                address=address,
+            )
             err(f"scan: {len(found)} new gap(s) recorded")
-        root = log.root
     else:
-        with open_log(data, readonly=True) as log:
-            root = log.root
+        with open_data_log(data, readonly=True) as log:
+            ledger = ledger_for(log)
     rows = [
         g
-        for g in GapLedger(root).rows(status=status)
+        for g in ledger.rows(status=status)
         if venue is None or g.stream_id.startswith(f"{venue}/")
     ]
     if as_json:
@@ -140,6 +162,10 @@ def gaps_cmd(
 def backfill_cmd(
     venue: VenueOpt = "binance-usdm",
     data: DataOpt = "./data",
+    state_dir: StateOpt = None,
+    executor: ExecutorOpt = DEFAULT_EXECUTOR,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
     symbols: SymbolsOpt = None,
     rest_endpoint: Annotated[
         str | None, typer.Option(help="REST base URL (default: the venue's).")
@@ -169,7 +195,6 @@ def backfill_cmd(
     from buff_dataplane.feeds.rest_common import RestPolicy
     from buff_dataplane.feeds.rest_registry import history_for
     from buff_dataplane.pipeline.backfill import BackfillConfig, backfill_log
-    from buff_dataplane.storage.log import open_log
 
     validate_venue(venue)
     range_ms = _range(start, end)
@@ -188,9 +213,12 @@ def backfill_cmd(
                 range_ms=range_ms,
                 retry_unresolved=retry_unresolved,
                 progress=lambda g: err(f"gap {g.gap_id} {g.stream_id}: worked"),
+                executor=executor,
+                workers=workers,
+                address=address,
             )
 
-    with open_log(data) as log:
+    with open_data_log(data, readonly=False, state_dir=state_dir) as log:
         report = asyncio.run(run(log))
     summary = report.to_dict()
     if as_json:

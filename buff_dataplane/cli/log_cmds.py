@@ -12,11 +12,24 @@ from typing import Annotated
 import typer
 
 from buff_dataplane.cli import app
-from buff_dataplane.cli.common import DataOpt, JsonOpt, err, print_json, progress_bar
+from buff_dataplane.cli.common import (
+    AddressOpt,
+    DataOpt,
+    ExecutorOpt,
+    JsonOpt,
+    StateOpt,
+    WorkersOpt,
+    data_store,
+    err,
+    open_data_log,
+    print_json,
+    progress_bar,
+)
 from buff_dataplane.core.config import LogConfig
 from buff_dataplane.core.errors import EXIT_OK, EXIT_VERIFY_FAILED, ValidationError
 from buff_dataplane.core.ids import StreamId, validate_venue
 from buff_dataplane.pipeline.capture_files import FORMATS
+from buff_dataplane.pipeline.executors import DEFAULT_EXECUTOR
 
 log_app = typer.Typer(help="Inspect the raw event log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
@@ -30,6 +43,7 @@ def import_cmd(
         str, typer.Option("--format", help=f"Capture file format: {', '.join(FORMATS)}.")
     ],
     data: DataOpt = "./data",
+    state_dir: StateOpt = None,
     max_payload_bytes: Annotated[
         int, typer.Option(help="Refuse a file holding a larger message.")
     ] = LogConfig().max_payload_bytes,
@@ -45,14 +59,13 @@ def import_cmd(
     spot in a Bybit capture) and lines that are no received message are skipped and counted.
     """
     from buff_dataplane.pipeline.importer import import_file
-    from buff_dataplane.storage.log import open_log
 
     validate_venue(venue)
     if fmt not in FORMATS:
         raise ValidationError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     config = LogConfig(max_payload_bytes=max_payload_bytes)
     reports = []
-    with open_log(data, config) as log:
+    with open_data_log(data, readonly=False, state_dir=state_dir, config=config) as log:
         for recovered in log.recovery:
             err(f"recovered: {recovered.describe()}")
         for path in files:
@@ -86,17 +99,34 @@ def import_cmd(
 
 
 @app.command("verify-log")
-def verify_log_cmd(data: DataOpt = "./data", as_json: JsonOpt = False) -> int:
+def verify_log_cmd(
+    data: DataOpt = "./data",
+    state_dir: StateOpt = None,
+    executor: ExecutorOpt = DEFAULT_EXECUTOR,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
     """Re-hash every payload and segment, walk each manifest chain, check seq continuity.
 
     Exit 0 when the log is intact; exit 1 naming every fault (file, seq, expected vs
-    found); exit 2 when the data directory is not one.
+    found); exit 2 when the data directory is not one. With --data s3://..., the sealed
+    data is checked in the store, and the journals too when --state-dir is given.
     """
-    from buff_dataplane.storage.layout import resolve_root
+    from buff_dataplane.storage.objstore import LocalStore
     from buff_dataplane.storage.verify import verify_log
 
-    root = resolve_root(data, create=False)
-    report = verify_log(root)
+    store = data_store(data)
+    if isinstance(store, LocalStore) and state_dir is not None:
+        raise ValidationError("--state-dir is for --data s3://... (unset BUFF_STATE_DIR)")
+    where = store.root if isinstance(store, LocalStore) else store
+    report = verify_log(
+        where,
+        state_dir=Path(state_dir) if state_dir else None,
+        executor=executor,
+        workers=workers,
+        address=address,
+    )
     if as_json:
         print_json(report.to_dict())
     else:
@@ -115,9 +145,7 @@ def verify_log_cmd(data: DataOpt = "./data", as_json: JsonOpt = False) -> int:
 @log_app.command("ls")
 def log_ls(data: DataOpt = "./data", as_json: JsonOpt = False) -> int:
     """List streams with event counts, ingest_seq and time ranges (sealed data)."""
-    from buff_dataplane.storage.log import open_log
-
-    log = open_log(data, readonly=True)
+    log = open_data_log(data, readonly=True)
     rows = []
     for sid in log.stream_ids():
         entries = log.manifest(sid)
@@ -172,13 +200,12 @@ def log_show(
     limit: Annotated[int, typer.Option(min=1, help="At most this many events.")] = 100,
 ) -> int:
     """Print the events of a stream as JSON lines (payload as text, or base64 if binary)."""
-    from buff_dataplane.storage.log import open_log
     from buff_dataplane.storage.reader import scan
 
     sid = StreamId.parse(stream)
-    log = open_log(data, readonly=True)
+    log = open_data_log(data, readonly=True)
     if sid not in log.stream_ids():
-        raise ValidationError(f"no stream {sid} in {log.root}")
+        raise ValidationError(f"no stream {sid} in {log.url}")
     left = limit
     for batch in scan(log, [sid], seq_from=seq_from, seq_to=seq_to):
         for row in batch.slice(0, left).to_pylist():
@@ -202,13 +229,12 @@ def log_quarantine(
     as_json: JsonOpt = False,
 ) -> int:
     """List quarantined payloads: counts by venue and reason, then each record."""
-    from buff_dataplane.storage.layout import QUARANTINE_DIR, resolve_root
-    from buff_dataplane.storage.quarantine import read_quarantine
+    from buff_dataplane.storage.quarantine import quarantine_records
 
-    root = resolve_root(data, create=False)
     if venue is not None:
         validate_venue(venue)
-    records = [r for r in read_quarantine(root / QUARANTINE_DIR) if venue in (None, r.venue)]
+    with open_data_log(data, readonly=True) as log:
+        records = [r for r in quarantine_records(log) if venue in (None, r.venue)]
     if as_json:
         print_json(
             {

@@ -14,7 +14,8 @@ place (:func:`exit_code_for`)::
     ├── IncompleteDataError      exit 3  a range holds an unresolved gap or conflict
     ├── StorageError             exit 4  I/O failure on the data directory
     │   └── LockedError                  another writer holds the data directory
-    └── FeedError                exit 4  network failure after retries
+    ├── FeedError                exit 4  network failure after retries
+    └── ExecutorError            exit 4  a worker process died mid-task (nothing published)
 
 Messages are one line, name the offending thing, and say what was expected.
 """
@@ -85,6 +86,12 @@ class LockedError(StorageError):
 
 class FeedError(BuffError):
     """A network failure that persisted after the retry policy gave up."""
+
+    exit_code = EXIT_IO
+
+
+class ExecutorError(BuffError):
+    """A worker of a partition-parallel job died; the job published nothing."""
 
     exit_code = EXIT_IO
 

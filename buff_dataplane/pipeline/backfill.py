@@ -29,6 +29,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
@@ -42,9 +43,11 @@ from buff_dataplane.core.venues import trade_ids
 from buff_dataplane.feeds.base import single_trade
 from buff_dataplane.feeds.history import HistoryPage, TradeHistory
 from buff_dataplane.feeds.registry import parser_for
+from buff_dataplane.pipeline.executors import check_executor, map_partitions
 from buff_dataplane.pipeline.log_facts import scan_gaps, trade_index
-from buff_dataplane.storage.gap_ledger import GapLedger
-from buff_dataplane.storage.log import RawLog
+from buff_dataplane.storage.gap_ledger import GapLedger, ledger_for
+from buff_dataplane.storage.log import RawLog, open_log
+from buff_dataplane.storage.objstore import LocalStore, ObjectStore, task_store
 
 
 class BackfillConfig(_Config, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -430,12 +433,49 @@ def scan_ledger(
     *,
     now_ms: int,
     range_ms: tuple[int, int] | None = None,
+    executor: str = "serial",
+    workers: int | None = None,
+    address: str | None = None,
 ) -> list[Gap]:
-    """Detect the gaps the log shows now and record the ones the ledger lacks."""
+    """Detect the gaps the log shows now and record the ones the ledger lacks.
+
+    The planning is a partition task per stream (pipeline.executors) over what is sealed;
+    the gaps are recorded here, stream by stream in the given order, whatever ran them.
+    """
+    check_executor(executor, workers)
+    if executor == "serial" and address is None:
+        per_stream = [
+            scan_gaps(log, sid, detected_at_ms=now_ms, range_ms=range_ms) for sid in streams
+        ]
+    else:
+        for w in log.writers():
+            w.seal()  # a task reads what is sealed: seal what this process holds first
+        tasks = [_ScanTask(log.url, str(sid), now_ms, range_ms) for sid in streams]
+        per_stream = map_partitions(
+            _scan_task, tasks, executor=executor, workers=workers, address=address
+        )
     found: list[Gap] = []
-    for sid in streams:
-        found += ledger.add_found(scan_gaps(log, sid, detected_at_ms=now_ms, range_ms=range_ms))
+    for gaps in per_stream:
+        found += ledger.add_found(gaps)
     return found
+
+
+@dataclass(frozen=True)
+class _ScanTask:
+    data: str  # the store's URL: the task opens its own (a client does not cross processes)
+    stream_id: str
+    now_ms: int
+    range_ms: tuple[int, int] | None
+
+
+def _scan_task(task: _ScanTask) -> list[Gap]:
+    """One stream's gap scan, a pure partition task over the sealed log."""
+    store = task_store(task.data)
+    source: Path | ObjectStore = store.root if isinstance(store, LocalStore) else store
+    with open_log(source, readonly=True) as log:
+        return scan_gaps(
+            log, StreamId.parse(task.stream_id), detected_at_ms=task.now_ms, range_ms=task.range_ms
+        )
 
 
 async def backfill_log(
@@ -449,9 +489,13 @@ async def backfill_log(
     retry_unresolved: bool = False,
     progress: Callable[[Gap], None] | None = None,
     sleep: Callable[[float], Any] = asyncio.sleep,
+    executor: str = "serial",
+    workers: int | None = None,
+    address: str | None = None,
 ) -> BackfillReport:
-    """``buff backfill``: scan the log for gaps, then work every open one (sorted)."""
-    ledger = GapLedger(log.root)
+    """``buff backfill``: scan the log for gaps (the planning: a partition task per
+    stream, run by ``executor``), then work every open one (sorted)."""
+    ledger = ledger_for(log)
     streams = trade_streams(log, history.venue, symbols)
     # Ask the venue's clock first: an endpoint that is not the venue's API fails here,
     # before any gap is touched. And what has happened is the venue's business, not ours.
@@ -462,7 +506,16 @@ async def backfill_log(
             "trades not yet made cannot be back-filled"
         )
     report = BackfillReport(
-        found=scan_ledger(log, ledger, streams, now_ms=now_ms(), range_ms=range_ms)
+        found=scan_ledger(
+            log,
+            ledger,
+            streams,
+            now_ms=now_ms(),
+            range_ms=range_ms,
+            executor=executor,
+            workers=workers,
+            address=address,
+        )
     )
     wanted = {str(s) for s in streams}
     todo = [

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -43,10 +42,11 @@ from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.ids import StreamId, validate_symbol, validate_venue
 from buff_dataplane.core.venues import id_rules
 from buff_dataplane.pipeline.executors import DEFAULT_EXECUTOR, check_executor, map_partitions
-from buff_dataplane.storage import layout
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore, diff_bars
-from buff_dataplane.storage.gap_ledger import GapLedger
+from buff_dataplane.storage.gap_ledger import ledger_for
 from buff_dataplane.storage.log import RawLog
+from buff_dataplane.storage.objstore import task_store
+from buff_dataplane.storage.segment import SegmentFiles
 
 ENGINES = ("sql", "reference")
 DEFAULT_ENGINE = "sql"
@@ -138,7 +138,7 @@ def window_of(inputs: list[dict[str, Any]]) -> tuple[int, int] | None:
     return min(i["ts_exchange_min"] for i in inputs), max(i["ts_exchange_max"] for i in inputs)
 
 
-def gap_inputs(root: Path, venue: str, symbol: str) -> list[dict[str, Any]]:
+def gap_inputs(log: RawLog, venue: str, symbol: str) -> list[dict[str, Any]]:
     """The ledger facts a build of the symbol's trade stream uses.
 
     Unresolved gaps and conflicts (their buckets are GAP_UNRESOLVED / CONFLICT), and
@@ -150,7 +150,7 @@ def gap_inputs(root: Path, venue: str, symbol: str) -> list[dict[str, Any]]:
     sid = str(StreamId(venue, "trade", symbol))
     rows = [
         g
-        for g in GapLedger(root).rows(stream_id=sid)
+        for g in ledger_for(log).rows(stream_id=sid)
         if g.status == "UNRESOLVED" or (g.status == "BACKFILLED" and g.kind == "edge")
     ]
     return [
@@ -189,10 +189,6 @@ def effective_window(
     return lo, hi
 
 
-def segment_path(root: Path, stream_id: str, segment: str) -> Path:
-    return layout.stream_dir(root, StreamId.parse(stream_id)) / layout.SEGMENTS / segment
-
-
 def schedule_for(config: BarConfig, timeframe: str) -> tuple[int, int] | None:
     """The config's range aligned outward to the timeframe, or None for the default."""
     lo, hi = config.range_from_ms, config.range_to_ms
@@ -206,7 +202,7 @@ def schedule_for(config: BarConfig, timeframe: str) -> tuple[int, int] | None:
 
 def run_engine(
     engine: str,
-    root: Path,
+    segments: SegmentFiles,
     inputs: list[dict[str, Any]],
     *,
     venue: str,
@@ -218,7 +214,7 @@ def run_engine(
     memory_limit: str | None = None,
     gaps: Sequence[dict[str, Any]] = (),
 ) -> dict[str, BuildResult]:
-    files = [segment_path(root, i["stream_id"], i["segment"]) for i in inputs]
+    files = [segments.path(i["stream_id"], i["segment"]) for i in inputs]
     rules = id_rules(venue)
     if engine == "sql" and not rules.ids_ordered:
         # The SQL engine keys trades by 64-bit ids; UUID ids (Bybit) are 128-bit. Both
@@ -345,11 +341,11 @@ def canonicalize(
                 f"(have: {', '.join(available) or 'none'})"
             )
     if not chosen:
-        raise ValidationError(f"no trade streams for venue {venue} in {log.root}")
-    store = BarStore(log.root)
+        raise ValidationError(f"no trade streams for venue {venue} in {log.url}")
+    store = BarStore.over(log.store)
     plans = [_plan(log, store, venue, symbol, timeframes, overrides) for symbol in chosen]
     tasks = [
-        _BuildTask(engine, log.root, plan.inputs, venue, plan.symbol, tuple(tfs), cfg,
+        _BuildTask(engine, log.url, plan.inputs, venue, plan.symbol, tuple(tfs), cfg,
                    plan.window, plan.gaps_in, threads)
         for plan in plans
         for cfg, tfs in plan.by_config.items()
@@ -423,7 +419,7 @@ def _plan(
     for tf, cfg in configs.items():
         by_config.setdefault(cfg, []).append(tf)
     return _SymbolPlan(
-        symbol, inputs, window_in, window_of(window_in), gap_inputs(log.root, venue, symbol),
+        symbol, inputs, window_in, window_of(window_in), gap_inputs(log, venue, symbol),
         keys, parents, configs, by_config,
     )  # fmt: skip
 
@@ -433,7 +429,7 @@ class _BuildTask:
     """One partition's bar build: every argument of run_engine, picklable."""
 
     engine: str
-    root: Path
+    data: str  # the store's URL: each task opens its own (a client does not cross processes)
     inputs: list[dict[str, Any]]
     venue: str
     symbol: str
@@ -446,18 +442,19 @@ class _BuildTask:
 
 def _build(task: _BuildTask) -> dict[str, BuildResult]:
     """A pure partition task (pipeline.executors): the bars of one symbol and config."""
-    return run_engine(
-        task.engine,
-        task.root,
-        task.inputs,
-        venue=task.venue,
-        symbol=task.symbol,
-        timeframes=task.timeframes,
-        config=task.config,
-        window=task.window,
-        threads=task.threads,
-        gaps=task.gaps,
-    )
+    with SegmentFiles(task_store(task.data)) as segments:
+        return run_engine(
+            task.engine,
+            segments,
+            task.inputs,
+            venue=task.venue,
+            symbol=task.symbol,
+            timeframes=task.timeframes,
+            config=task.config,
+            window=task.window,
+            threads=task.threads,
+            gaps=task.gaps,
+        )
 
 
 def _publish(

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from cachetools import TTLCache
 
 from buff_dataplane.core.config import _Config
-from buff_dataplane.core.errors import FeedError, PayloadRejected, ValidationError
+from buff_dataplane.core.errors import FeedError, PayloadRejected, StorageError, ValidationError
 from buff_dataplane.core.gaps import Gap, new_gap
 from buff_dataplane.core.ids import StreamId, validate_symbol
 from buff_dataplane.core.trades import COVERED, Trade, content_digest
@@ -43,7 +43,7 @@ from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.feeds.ws_registry import ws_adapter_for
 from buff_dataplane.pipeline.backfill import BackfillConfig, Backfiller, open_gaps
 from buff_dataplane.pipeline.log_facts import last_trade
-from buff_dataplane.storage.gap_ledger import GapLedger
+from buff_dataplane.storage.gap_ledger import ledger_for
 from buff_dataplane.storage.layout import write_file_atomic
 from buff_dataplane.storage.log import RawLog
 
@@ -115,6 +115,7 @@ class CaptureStats:
     control_events: int = 0
     stale_frames: int = 0
     reconnects: int = 0
+    quarantine_upload_errors: int = 0  # store logs: uploads retried later, not lost
 
 
 class Capture:
@@ -162,9 +163,10 @@ class Capture:
         # stream until a commit covers it; samples are an upper bound (the committer's tick).
         self._awaiting: dict[str, deque[tuple[int, int]]] = {}
         self.latency_samples: deque[int] = deque(maxlen=200_000)
+        self.quarantine_error: str | None = None  # the last failed quarantine upload
         # Gaps: the highest trade id seen per trade stream, why the next jump happened
         # (restart / downtime / overflow), and jumps waiting out the grace period.
-        self.ledger = GapLedger(log.root)
+        self.ledger = ledger_for(log)
         self.history = history
         self._last: dict[str, tuple[int, int]] = {}
         self._cause: dict[str, str] = {}
@@ -520,7 +522,14 @@ class Capture:
                 waiting = self._awaiting.get(w.stream_id)
                 while waiting and waiting[0][0] <= durable:
                     self.latency_samples.append(now - waiting.popleft()[1])
-            self.log.quarantine.flush()
+            try:
+                self.log.quarantine.flush()
+            except StorageError as exc:
+                # Refused payloads are fsynced in the local state directory before their
+                # upload; an unreachable store delays the upload (retried at the next
+                # flush and at open), it does not stop the recording.
+                self.stats.quarantine_upload_errors += 1
+                self.quarantine_error = str(exc)
 
     # -- status -------------------------------------------------------------------------------
 
@@ -559,6 +568,8 @@ class Capture:
             "flagged_streams": sorted(self.flagged),
             "gaps": dict(sorted(self.gap_stats.items())),
             "quarantined": dict(sorted(self.stats.quarantined.items())),
+            "quarantine_upload_errors": self.stats.quarantine_upload_errors,
+            "quarantine_upload_error": self.quarantine_error,
             "receive_to_durable_ms": _percentiles(self.latency_samples),
             "streams": streams,
         }

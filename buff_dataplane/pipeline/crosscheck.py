@@ -32,6 +32,7 @@ from buff_dataplane.core.times import format_utc_ms
 from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.feeds.rest_common import Kline, KlineRules, RestPolicy, RestStats
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore
+from buff_dataplane.storage.objstore import ObjectStore
 
 COMPARED_FIELDS: tuple[str, ...] = (
     "open",
@@ -264,7 +265,7 @@ async def crosscheck(
 
 
 def run_crosscheck(
-    root: Path,
+    root: Path | ObjectStore,
     key: ArtifactKey,
     start_ms: int,
     end_ms: int,
@@ -276,7 +277,7 @@ def run_crosscheck(
     from buff_dataplane.feeds.rest_registry import default_rest_endpoint, history_for
 
     base = endpoint or default_rest_endpoint(key.venue)
-    store = BarStore(root)
+    store = BarStore.over(root) if isinstance(root, ObjectStore) else BarStore(root)
 
     async def go() -> CrosscheckReport:
         async with history_for(key.venue, base, policy) as rest:

@@ -19,17 +19,20 @@ task that is run twice (a retried worker) changes nothing.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import TypeVar
 
-from buff_dataplane.core.errors import FeedError, ValidationError
+from buff_dataplane.core.errors import ExecutorError, FeedError, ValidationError
 
 EXECUTORS: tuple[str, ...] = ("serial", "process", "dask")
-DEFAULT_EXECUTOR = "serial"
+DEFAULT_EXECUTOR = "process"
 MAX_WORKERS = 256
 
 T = TypeVar("T")
@@ -58,23 +61,83 @@ def map_partitions(
 
     ``fn`` must be a module-level function and the partitions picklable for ``process``
     and ``dask``. The first task to raise raises here. ``address`` is a Dask scheduler's.
+    Inside :func:`executor_session` for the same executor, its pool or cluster is used
+    instead of a new one.
     """
     check_executor(executor, workers)
     if address is not None and executor != "dask":
         raise ValidationError("--address names a Dask scheduler: use it with --executor dask")
     if executor == "serial" or (executor == "process" and len(partitions) <= 1):
         return [fn(p) for p in partitions]
-    if executor == "dask":
-        return _on_dask(fn, partitions, workers, address)
-    n = min(workers or os.cpu_count() or 1, len(partitions))
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
-        return list(pool.map(fn, partitions))  # map yields in input order
+    session = _SESSION.get()
+    if session is not None and session.executor == executor:
+        try:
+            return list(session.pool.map(fn, partitions))  # map yields in input order
+        except BrokenProcessPool as exc:
+            # A pool does not rerun the task of a dead worker (Dask does). The caller
+            # publishes only after every task returned, so nothing was written.
+            raise ExecutorError(
+                f"a worker process died while running {getattr(fn, '__name__', 'a task')} "
+                f"({exc}); nothing was published, and a rerun is safe"
+            ) from exc
+    with executor_session(executor, workers=workers, address=address, size=len(partitions)):
+        return map_partitions(fn, partitions, executor=executor)
 
 
-def _on_dask(
-    fn: Callable[[T], R], partitions: Sequence[T], workers: int | None, address: str | None
-) -> list[R]:
+@dataclass(frozen=True)
+class _Session:
+    executor: str
+    pool: Executor
+
+
+_SESSION: contextvars.ContextVar[_Session | None] = contextvars.ContextVar(
+    "buff_executor_session", default=None
+)
+
+
+@contextlib.contextmanager
+def executor_session(
+    executor: str,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    size: int | None = None,
+) -> Iterator[None]:
+    """Run every :func:`map_partitions` of ``executor`` in the block on one pool/cluster.
+
+    A job that maps several times (a canonicalize per venue, a golden check's stages)
+    then pays for starting processes or a cluster once. ``size`` caps the pool at the
+    number of partitions when it is known. ``serial`` needs no session, and a session
+    inside a session of the same executor uses the outer one.
+    """
+    check_executor(executor, workers)
+    if address is not None and executor != "dask":
+        raise ValidationError("--address names a Dask scheduler: use it with --executor dask")
+    active = _SESSION.get()
+    if executor == "serial" or (active is not None and active.executor == executor):
+        yield  # nothing to start, or an enclosing session's pool serves this block
+        return
+    with contextlib.ExitStack() as stack:
+        if executor == "dask":
+            pool = _dask_executor(stack, workers, address)
+        else:
+            n = workers or os.cpu_count() or 1
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    max_workers=min(n, size) if size else n,
+                    mp_context=multiprocessing.get_context("spawn"),
+                )
+            )
+        token = _SESSION.set(_Session(executor, pool))
+        try:
+            yield
+        finally:
+            _SESSION.reset(token)
+
+
+def _dask_executor(
+    stack: contextlib.ExitStack, workers: int | None, address: str | None
+) -> Executor:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -82,23 +145,23 @@ def _on_dask(
             "--executor dask needs Dask: pip install 'buff_dataplane[dask]'"
         ) from None
     address = address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-    with contextlib.ExitStack() as stack:
-        if address is None:
-            cluster = stack.enter_context(
-                LocalCluster(  # type: ignore[no-untyped-call]
-                    n_workers=workers or os.cpu_count() or 1,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",
-                    worker_dashboard_address="127.0.0.1:0",
-                    silence_logs=logging.ERROR,
-                )
+    if address is None:
+        cluster = stack.enter_context(
+            LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                worker_dashboard_address="127.0.0.1:0",
+                silence_logs=logging.ERROR,
             )
-            address = cluster.scheduler_address
-        try:
-            client = stack.enter_context(Client(address, timeout="5s"))  # type: ignore[no-untyped-call]
-        except (OSError, TimeoutError) as exc:
-            raise FeedError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
-        # Engines retry a task whose worker died: tasks are pure, so a retry is harmless.
-        return list(client.get_executor(pure=False).map(fn, partitions))
+        )
+        address = cluster.scheduler_address
+    try:
+        client = stack.enter_context(Client(address, timeout="5s"))  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as exc:
+        raise FeedError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    # Engines retry a task whose worker died: tasks are pure, so a retry is harmless.
+    executor: Executor = client.get_executor(pure=False)
+    return executor

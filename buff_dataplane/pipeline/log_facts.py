@@ -21,6 +21,7 @@ from buff_dataplane.feeds.registry import parser_for
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.log import RawLog
 from buff_dataplane.storage.reader import scan
+from buff_dataplane.storage.segment import segment_source
 
 
 def trades(
@@ -91,9 +92,9 @@ def last_trade(log: RawLog, sid: StreamId) -> tuple[int, int] | None:
     mode = trade_ids(sid.venue)
     best: tuple[int, int] | None = None
     for entry in reversed(log.manifest(sid)):
-        path = layout.stream_dir(log.root, sid) / layout.SEGMENTS / entry.segment
+        key = layout.segment_key(sid, entry.segment)
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(segment_source(log.store, key))
             groups = range(pf.num_row_groups - 1, -1, -1)
             for g in groups:
                 table = pf.read_row_group(g, columns=["payload_raw", "source"])
@@ -112,7 +113,7 @@ def last_trade(log: RawLog, sid: StreamId) -> tuple[int, int] | None:
                 if saw_ws:
                     return best
         except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"cannot read segment {path}: {exc}") from exc
+            raise StorageError(f"cannot read segment {log.store.url(key)}: {exc}") from exc
     return best
 
 

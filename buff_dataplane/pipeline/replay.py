@@ -20,10 +20,11 @@ import pyarrow.parquet as pq
 from buff_dataplane.core.bars import BAR_FIELDS, Bar, bar_hash, content_digest
 from buff_dataplane.core.config import BarConfig
 from buff_dataplane.core.errors import BuffError, ValidationError
-from buff_dataplane.pipeline.canonicalize import DEFAULT_ENGINE, run_engine, segment_path
+from buff_dataplane.pipeline.canonicalize import DEFAULT_ENGINE, run_engine
 from buff_dataplane.pipeline.executors import DEFAULT_EXECUTOR, check_executor, map_partitions
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore
-from buff_dataplane.storage.segment import file_sha256
+from buff_dataplane.storage.objstore import ObjectStore, store_for, task_store
+from buff_dataplane.storage.segment import SegmentFiles, segment_source
 
 MAX_LISTED = 10
 
@@ -80,17 +81,22 @@ def select(
     return out
 
 
-def _window(root: Path, manifest: dict[str, Any], item: ReplayItem) -> tuple[int, int] | None:
+def _window(
+    segments: SegmentFiles, manifest: dict[str, Any], item: ReplayItem
+) -> tuple[int, int] | None:
     lows, highs = [], []
+    store = segments.store
     for w in manifest["window_inputs"]:
-        path = segment_path(root, w["stream_id"], w["segment"])
-        if not path.exists():
-            item.faults.append(f"window input missing: {path}")
+        key = segments.key(w["stream_id"], w["segment"])
+        where = store.url(key)
+        if not segments.exists(w["stream_id"], w["segment"]):
+            item.faults.append(f"window input missing: {where}")
             continue
-        col = pq.read_table(path, columns=["event_ts_exchange_ms"]).column(0)
+        source = segment_source(store, key)  # one column: ranged reads, no download
+        col = pq.read_table(source, columns=["event_ts_exchange_ms"]).column(0)
         lo, hi = pc.min(col).as_py(), pc.max(col).as_py()
         if (lo, hi) != (w["ts_exchange_min"], w["ts_exchange_max"]):
-            item.faults.append(f"window input {path} now spans {lo}..{hi}")
+            item.faults.append(f"window input {where} now spans {lo}..{hi}")
         lows.append(lo)
         highs.append(hi)
     return (min(lows), max(highs)) if lows else None
@@ -117,21 +123,25 @@ def _compare(stored: list[Bar], rebuilt: list[Bar], item: ReplayItem) -> None:
 
 
 def verify_revision(
-    root: Path,
+    segments: SegmentFiles,
     store: BarStore,
     key: ArtifactKey,
     revision: int,
     engine: str,
     threads: int | None = None,
 ) -> ReplayItem:
+    """Re-derive one revision from the raw log in ``segments``' store and compare."""
     manifest = store.manifest(key, revision)
     item = ReplayItem(key, revision, manifest["content_digest"])
+    present = []
     for i in manifest["inputs"]:
-        path = segment_path(root, i["stream_id"], i["segment"])
-        if not path.exists():
-            item.faults.append(f"input missing: {path}")
-        elif file_sha256(path) != i["file_sha256"]:
-            item.faults.append(f"input changed: {path} no longer hashes to its recorded SHA-256")
+        where = segments.url(i["stream_id"], i["segment"])
+        if not segments.exists(i["stream_id"], i["segment"]):
+            item.faults.append(f"input missing: {where}")
+            continue
+        present.append(i)
+        if segments.sha256(i["stream_id"], i["segment"]) != i["file_sha256"]:
+            item.faults.append(f"input changed: {where} no longer hashes to its recorded SHA-256")
     try:
         stored = store.read_bars(key, revision)
     except BuffError as exc:
@@ -139,13 +149,10 @@ def verify_revision(
         stored = []
     if stored and content_digest(stored) != manifest["content_digest"]:
         item.faults.append("stored bars do not match the manifest's content digest")
-    present = [
-        i for i in manifest["inputs"] if segment_path(root, i["stream_id"], i["segment"]).exists()
-    ]
-    window = _window(root, manifest, item)
+    window = _window(segments, manifest, item)
     results = run_engine(
         engine,
-        root,
+        segments,
         present,
         venue=key.venue,
         symbol=key.symbol,
@@ -161,14 +168,20 @@ def verify_revision(
     return item
 
 
-def _verify_task(task: tuple[Path, ArtifactKey, int, str, int | None]) -> ReplayItem:
-    """One revision's verification: a pure partition task (pipeline.executors)."""
-    root, key, rev, engine, threads = task
-    return verify_revision(root, BarStore(root), key, rev, engine, threads)
+def _verify_task(task: tuple[str, ArtifactKey, int, str, int | None]) -> ReplayItem:
+    """One revision's verification: a pure partition task (pipeline.executors).
+
+    ``task[0]`` is the store's URL: each task opens its own store (a local directory, or
+    an S3 client, which does not cross processes).
+    """
+    data, key, rev, engine, threads = task
+    store = task_store(data)
+    with SegmentFiles(store) as segments:
+        return verify_revision(segments, BarStore.over(store), key, rev, engine, threads)
 
 
 def replay(
-    root: Path,
+    root: Path | str | ObjectStore,
     *,
     venue: str | None = None,
     symbol: str | None = None,
@@ -181,20 +194,26 @@ def replay(
     workers: int | None = None,
     address: str | None = None,
 ) -> list[ReplayItem]:
-    """Verify the selected revisions, one partition task each, reported in sorted order."""
+    """Verify the selected revisions, one partition task each, reported in sorted order.
+
+    ``root`` is a data directory, an ``s3://`` URI, or a store; raw log and bars are read
+    from the same place.
+    """
     check_executor(executor, workers)
-    store = BarStore(root)
+    data = root if isinstance(root, ObjectStore) else store_for(root, fsync=False)
+    store = BarStore.over(data)
+    url = data.url()
     chosen = list(select(store, venue, symbol, timeframe, revision))
     if executor == "serial" and address is None:
         out = []
         for key, rev in chosen:
             if progress is not None:
                 progress(f"{key} rev {rev}")
-            out.append(_verify_task((root, key, rev, engine, threads)))
+            out.append(_verify_task((url, key, rev, engine, threads)))
         return out
     if progress is not None:
         progress(f"{len(chosen)} revisions on {executor} workers")
-    tasks = [(root, key, rev, engine, threads) for key, rev in chosen]
+    tasks = [(url, key, rev, engine, threads) for key, rev in chosen]
     return map_partitions(_verify_task, tasks, executor=executor, workers=workers, address=address)
 
 

@@ -16,8 +16,10 @@
 When the sealed data lives in an object store (``open_log(S3Store(...), state_dir=...)``),
 the segments and manifest chains are store keys (:func:`segment_key`,
 :func:`manifest_chain`; see :mod:`buff_dataplane.storage.objstore`) and a local *state
-directory* keeps the rest of this layout: ``.lock``, the journals, quarantine,
-``imports.jsonl``, plus ``.staging/`` (segments being encoded before their upload). Its
+directory* keeps the rest of this layout: ``.lock``, the journals, quarantine (its first,
+fsynced copy; each record is then published to the store), ``status/``, plus
+``.staging/`` (segments being encoded before their upload); the gap ledger and the
+imports registry are in the store (docs/scale.md). Its
 marker is ``BUFF_STATE``, naming the store it belongs to, so journals are never sealed
 into another store. For a local log the state directory is the data directory itself.
 """

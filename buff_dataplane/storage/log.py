@@ -13,11 +13,12 @@ segments are published with ``put_new`` semantics and manifest lines with
 ``chain_append`` (a position check, so two writers can never both append line N). For a
 local directory (``open_log(path)``) that store is the directory itself and the files,
 names and bytes are what they always were. With another store
-(``open_log(S3Store(...), state_dir=DIR)``) the journals, the lock, quarantine and the
-imports registry stay in the local state directory ``DIR`` (a journal needs append and
-fsync, which an object store has neither of); a segment is encoded into a temp file
-under ``DIR/.staging`` and uploaded with one conditional PUT, then its manifest entry is
-appended. See docs/scale.md.
+(``open_log(S3Store(...), state_dir=DIR)``) the journals and the lock stay in the local
+state directory ``DIR`` (a journal needs append and fsync, which an object store has
+neither of); a segment is encoded into a temp file under ``DIR/.staging`` and uploaded
+with one conditional PUT, then its manifest entry is appended. Quarantine is written to
+``DIR`` first and then published to the store; the imports registry and the gap ledger
+live in the store. A reader of a store needs no state directory. See docs/scale.md.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -62,7 +65,7 @@ from buff_dataplane.storage.manifest import (
     line_hash,
     read_store_manifest,
 )
-from buff_dataplane.storage.objstore import LocalStore, ObjectExists, ObjectStore
+from buff_dataplane.storage.objstore import LocalStore, ObjectExists, ObjectNotFound, ObjectStore
 from buff_dataplane.storage.quarantine import Quarantine
 from buff_dataplane.storage.recovery import RecoveryReport, recover_all
 from buff_dataplane.storage.segment import (
@@ -73,6 +76,7 @@ from buff_dataplane.storage.segment import (
 )
 
 Clock = Callable[[], int]
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def monotonic_ms() -> int:
@@ -412,9 +416,10 @@ class StreamWriter:
 class RawLog:
     """An open log. Use :func:`open_log`.
 
-    ``root`` is the local directory of the journals, the lock, quarantine and the imports
-    registry (the data directory itself for a local log); ``store`` holds the sealed
-    segments and manifest chains (by default a LocalStore over ``root``).
+    ``root`` is the local directory of the journals, the lock and quarantine's first
+    copy (the data directory itself for a local log; a temp directory for a reader of a
+    store); ``store`` holds the sealed segments and manifest chains (by default a
+    LocalStore over ``root``).
     """
 
     def __init__(
@@ -435,12 +440,18 @@ class RawLog:
         self._clock = clock
         self._writers: dict[str, StreamWriter] = {}
         self._lock_fh: IO[bytes] | None = None
+        self._scratch: Path | None = None  # a reader's temp state dir, removed at close
         self.recovery: list[RecoveryReport] = []
-        self.quarantine = Quarantine(root / layout.QUARANTINE_DIR, fsync=config.fsync)
+        self.quarantine = Quarantine(
+            root / layout.QUARANTINE_DIR,
+            fsync=config.fsync,
+            store=None if self.store_is_root else self.store,
+        )
         if not readonly:
             self._take_lock()
             try:
                 recover_all(self)
+                self.quarantine.publish_pending()  # what an earlier run could not publish
             except BaseException:
                 self._release_lock()
                 raise
@@ -473,6 +484,11 @@ class RawLog:
             self._lock_fh = None
 
     # -- streams -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Where the sealed data lives: the data directory, or the store's URI."""
+        return self.store.url()
 
     @property
     def store_is_root(self) -> bool:
@@ -518,6 +534,9 @@ class RawLog:
             self.quarantine.close()
         finally:
             self._release_lock()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+                self._scratch = None
 
     def __enter__(self) -> RawLog:
         return self
@@ -683,6 +702,12 @@ class RawLog:
     # -- imports registry --------------------------------------------------------------
 
     def find_import(self, file_sha256: str) -> dict[str, object] | None:
+        if not self.store_is_root:
+            try:
+                body = self.store.get(_import_key(file_sha256))
+            except ObjectNotFound:
+                return None
+            return dict(json.loads(body))
         path = self.root / layout.IMPORTS
         if not path.exists():
             return None
@@ -694,11 +719,21 @@ class RawLog:
 
     def record_import(self, record: dict[str, object]) -> None:
         line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+        if not self.store_is_root:  # one object per import, never rewritten
+            self.store.put_new(_import_key(record.get("file_sha256")), line.encode())
+            return
         with (self.root / layout.IMPORTS).open("ab") as fh:
             fh.write(line.encode())
             fh.flush()
             if self.config.fsync:
                 os.fsync(fh.fileno())
+
+
+def _import_key(file_sha256: object) -> str:
+    """The store object of an import: ``imports/<file_sha256>.json``."""
+    if not isinstance(file_sha256, str) or not _SHA256_RE.fullmatch(file_sha256):
+        raise ValidationError(f"import file_sha256 {file_sha256!r}: expected 64 hex digits")
+    return f"imports/{file_sha256}.json"
 
 
 def local_stream_ids(root: Path) -> list[StreamId]:
@@ -755,7 +790,9 @@ def open_log(
 
     ``root`` is a data directory (everything local, as always), or an ObjectStore for
     the sealed segments and manifests, with ``state_dir`` the local directory of the
-    journals, the lock and quarantine (required for a store other than a LocalStore).
+    journals, the lock and quarantine (required to write to a store other than a
+    LocalStore). A reader of such a store needs none: it sees what is sealed, and gets
+    an empty temp directory as its state, removed at close.
     """
     config = config or LogConfig()
     clock = clock or monotonic_ms
@@ -766,6 +803,13 @@ def open_log(
             raise ValidationError("state_dir is only for a log whose data is in an object store")
         path = layout.resolve_root(root, create=not readonly)
         return RawLog(path, config, readonly=readonly, clock=clock)
+    if state_dir is None and readonly:
+        _check_store(root, create=False)
+        scratch = Path(tempfile.mkdtemp(prefix="buff-reader-"))
+        log = RawLog(scratch, config, readonly=True, clock=clock, store=root)
+        log._scratch = scratch
+        weakref.finalize(log, shutil.rmtree, scratch, True)  # a reader left unclosed
+        return log
     if state_dir is None:
         raise ValidationError(
             f"{root.url()}: a log in an object store needs a local state_dir "

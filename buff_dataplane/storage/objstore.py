@@ -27,7 +27,7 @@ Operations, and what makes each one safe on both stores:
     DuckDB then queries the Arrow data (its S3 extension cannot be loaded offline).
 ``chain_read(name)`` / ``chain_append(name, index, line)``
     An append-only, position-checked sequence of one-line entries: the manifest chain
-    (and, when they move, the gap ledger and quarantine). ``chain_append`` writes entry
+    (and, on a store, the gap ledger). ``chain_append`` writes entry
     ``index`` only if that position is free; the same line again is an idempotent retry;
     a different line raises ObjectExists, so two writers can never both append the same
     position, and the loser re-reads the chain instead of forking it.
@@ -40,6 +40,9 @@ Layout on S3 (the local one is :mod:`buff_dataplane.storage.layout`'s, unchanged
         manifest/00000000000000000000.json       entry index 0: one object per entry
         manifest/00000000000000000001.json       ...named by its 20-digit index
         segments/<from>-<to>.parquet             sealed, put_new
+      gaps/ledger/<index:020>.json               the gap ledger, a chain like the manifest
+      quarantine/<venue>/<day>/<writer>-<line:08>.json   one refused payload, put_new
+      imports/<file_sha256>.json                 one imported capture file, put_new
       bars/<venue>/<symbol>/<tf>/rev-0001/...    bars.parquet, diff.json, late.json, then
                                                  manifest.json last (see below)
 
@@ -790,4 +793,39 @@ def store_for(data: str | os.PathLike[str], *, fsync: bool = True) -> ObjectStor
         raise ValidationError(f"--data {text}: cannot configure the S3 client: {exc}") from exc
     store = S3Store(bucket, prefix, client)
     store.check()
+    return store
+
+
+def existing_store(data: str | os.PathLike[str]) -> ObjectStore:
+    """The store at ``data`` for a reader: it must hold buff data already (its marker).
+
+    A local path is checked as a data directory (``layout.resolve_root``); an S3 URI as
+    :func:`store_for` does, then for the ``BUFF_DATA`` marker.
+    """
+    from buff_dataplane.storage.layout import MARKER, resolve_root
+
+    store = store_for(data, fsync=False)
+    if isinstance(store, LocalStore):
+        return LocalStore(resolve_root(data, create=False), fsync=False)
+    if not store.exists(MARKER):
+        raise ValidationError(f"{store.url()} is not a buff data store (no {MARKER})")
+    return store
+
+
+# A process's stores for its partition tasks, so its tasks share one client: building
+# one (a boto3 session, its service model, the bucket check) took ~160 ms against moto,
+# more than a small task's work. Keyed by the process too (a forked child builds its
+# own) and by the AWS_* variables (a changed endpoint or key is another store).
+_TASK_STORES: dict[tuple[str, int, tuple[tuple[str, str], ...]], ObjectStore] = {}
+
+
+def task_store(url: str) -> ObjectStore:
+    """:func:`store_for` ``url`` (fsync off: tasks only read), cached per process."""
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    key = (url, os.getpid(), env)
+    store = _TASK_STORES.get(key)
+    if store is None:
+        if len(_TASK_STORES) >= 8:
+            _TASK_STORES.clear()
+        store = _TASK_STORES[key] = store_for(url, fsync=False)
     return store

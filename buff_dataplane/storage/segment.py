@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from buff_dataplane.core.errors import ImmutabilityError, IntegrityError, StorageError
-from buff_dataplane.storage.layout import atomic_file, write_all, write_file_atomic
+from buff_dataplane.core.ids import StreamId
+from buff_dataplane.storage.layout import atomic_file, segment_key, write_all, write_file_atomic
 from buff_dataplane.storage.objstore import LocalStore, ObjectStore
 
 RAW_SCHEMA = pa.schema(
@@ -311,3 +314,74 @@ def segment_source(store: ObjectStore, key: str) -> str | pa.NativeFile:
     if isinstance(store, LocalStore):
         return str(store.path(key))
     return store.open_input(key)
+
+
+class SegmentFiles:
+    """Local files of stored segments, for readers that need a path (DuckDB).
+
+    On a local directory a segment is its file, used in place. In another store (S3) it
+    is downloaded on first use into a temp directory that is removed on exit, hashing on
+    the way, so its SHA-256 costs no second read. A task runs in its own process or on
+    its own machine, so each task makes its own copies.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._tmp: Path | None = None
+        self._fetched: dict[str, tuple[Path, str]] = {}
+
+    def __enter__(self) -> SegmentFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+            self._fetched.clear()
+
+    @staticmethod
+    def key(stream_id: str, segment: str) -> str:
+        return segment_key(StreamId.parse(stream_id), segment)
+
+    def url(self, stream_id: str, segment: str) -> str:
+        return self.store.url(self.key(stream_id, segment))
+
+    def exists(self, stream_id: str, segment: str) -> bool:
+        key = self.key(stream_id, segment)
+        return key in self._fetched or self.store.exists(key)
+
+    def path(self, stream_id: str, segment: str) -> Path:
+        """The segment as a local file (downloaded once if the store is not local)."""
+        key = self.key(stream_id, segment)
+        if isinstance(self.store, LocalStore):
+            return self.store.path(key)
+        return self._fetch(key)[0]
+
+    def sha256(self, stream_id: str, segment: str) -> str:
+        key = self.key(stream_id, segment)
+        if isinstance(self.store, LocalStore):
+            return file_sha256(self.store.path(key))
+        return self._fetch(key)[1]
+
+    def _fetch(self, key: str) -> tuple[Path, str]:
+        got = self._fetched.get(key)
+        if got is not None:
+            return got
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="buff-segments-"))
+        # The key's own layout, so the file keeps its segment name (bars cite it).
+        path = self._tmp.joinpath(*key.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        try:
+            with self.store.open_input(key) as source, path.open("wb") as out:
+                while chunk := source.read(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+        except OSError as exc:
+            raise StorageError(f"cannot copy {self.store.url(key)} to {path}: {exc}") from exc
+        got = self._fetched[key] = (path, h.hexdigest())
+        return got

@@ -11,12 +11,18 @@ The same checks run over a log whose sealed data is in an object store
 through the store (segments streamed for their SHA-256, Parquet by ranged reads), keys
 under ``log/`` that are neither a manifest entry nor a segment are stray, and journals
 are checked in the local state directory when one is given.
+
+Streams, and files or keys under ``log/`` that belong to no stream, are found here; each
+stream is then verified by a pure partition task (:func:`verify_stream_task`, run by
+``executor``: see :mod:`buff_dataplane.pipeline.executors`) that opens the store itself
+from its path or URL, and the results are combined in stream order, so the report is
+the same whatever ran them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +32,11 @@ import pyarrow.parquet as pq
 
 from buff_dataplane.core.errors import BuffError, ValidationError
 from buff_dataplane.core.ids import StreamId
+from buff_dataplane.pipeline.executors import check_executor, map_partitions
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.journal import JournalReader
 from buff_dataplane.storage.manifest import ManifestEntry, chain_where, read_store_manifest
-from buff_dataplane.storage.objstore import LocalStore, ObjectStore
+from buff_dataplane.storage.objstore import LocalStore, ObjectStore, task_store
 from buff_dataplane.storage.segment import (
     RAW_SCHEMA,
     hashes_digest,
@@ -82,44 +89,145 @@ class VerifyReport:
 Progress = Callable[[int], None]
 
 
+@dataclass(frozen=True)
+class StreamTask:
+    """One stream's verification, picklable: what a process or Dask worker needs.
+
+    ``where`` is the data directory (a Path) or the store's URL (a str): the task opens
+    the store itself (``store_for``), since a store's client must not cross a process.
+    ``present`` maps the stream's segment names to where they are, as discovered by the
+    caller; ``journal`` is the stream's local journal, if any is to be checked.
+    """
+
+    where: Path | str
+    sid: StreamId
+    present: dict[str, str]
+    journal: Path | None
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """What verifying one stream found; combined into the report in stream order."""
+
+    sid: StreamId
+    segments: int
+    events: int
+    segment_bytes: int
+    unsealed_events: int
+    verified_rows: int  # manifest rows of the segments checked: the progress unit
+    faults: tuple[Fault, ...]
+    notes: tuple[str, ...]
+
+
 def verify_log(
     root: Path | ObjectStore,
     progress: Progress | None = None,
     *,
     state_dir: Path | None = None,
+    executor: str = "serial",
+    workers: int | None = None,
+    address: str | None = None,
 ) -> VerifyReport:
     """Verify the data directory at ``root`` (already validated as one), or a store.
 
     For a store other than a local directory, ``state_dir`` (optional) is the local
-    directory of its journals.
+    directory of its journals. Streams are found here, then each is verified by a
+    partition task run by ``executor`` (pipeline.executors: ``serial``, ``process`` or
+    ``dask`` with ``workers`` and ``address``); results are combined in stream order, so
+    the report is the same whatever ran them. ``progress`` is called here with the events
+    of each stream as its result is combined. The default stays ``serial`` whatever the
+    pipeline's default executor (callers choose); it uses the caller's store as given.
     """
+    check_executor(executor, workers)
+    if address is not None and executor != "dask":
+        raise ValidationError("--address names a Dask scheduler: use it with --executor dask")
     if isinstance(root, LocalStore) and state_dir is None:
         root = root.root
-    if not isinstance(root, ObjectStore):
-        return _verify_directory(Path(root), progress)
-    report = VerifyReport(root.url())
-    _verify_store(root, state_dir, report, progress)
+    if isinstance(root, ObjectStore):
+        report = VerifyReport(root.url())
+        where: Path | str = root.root if isinstance(root, LocalStore) else root.url()
+        tasks = _discover_store(root, where, state_dir, report)
+        store = root
+    else:
+        report = VerifyReport(str(root))
+        tasks = _discover_directory(Path(root), report)
+        store = LocalStore(Path(root), fsync=False)
+    results: Iterable[StreamResult]
+    if executor == "serial":  # in this process, with the caller's store: progress is live
+        results = (_verify_one(task, store) for task in tasks)
+    elif tasks:
+        results = map_partitions(
+            verify_stream_task, tasks, executor=executor, workers=workers, address=address
+        )
+    else:
+        results = []
+    for result in results:  # in stream order, never completion order
+        report.streams += 1
+        report.segments += result.segments
+        report.events += result.events
+        report.segment_bytes += result.segment_bytes
+        report.unsealed_events += result.unsealed_events
+        report.faults.extend(result.faults)
+        report.notes.extend(result.notes)
+        if progress is not None:
+            progress(result.verified_rows)
     report.faults.sort()
     return report
 
 
-def _verify_directory(root: Path, progress: Progress | None) -> VerifyReport:
-    report = VerifyReport(str(root))
+def verify_stream_task(task: StreamTask) -> StreamResult:
+    """The partition task: open the store from ``task.where`` and verify one stream."""
+    if isinstance(task.where, Path):
+        store: ObjectStore = LocalStore(task.where, fsync=False)
+    else:
+        store = task_store(task.where)
+    return _verify_one(task, store)
+
+
+def _verify_one(task: StreamTask, store: ObjectStore) -> StreamResult:
+    part = VerifyReport(str(task.sid))
+    rows = 0
+
+    def count(n: int) -> None:
+        nonlocal rows
+        rows += n
+
+    _verify_sealed(task.sid, store, task.present, task.journal, part, count)
+    return StreamResult(
+        sid=task.sid,
+        segments=part.segments,
+        events=part.events,
+        segment_bytes=part.segment_bytes,
+        unsealed_events=part.unsealed_events,
+        verified_rows=rows,
+        faults=tuple(part.faults),
+        notes=tuple(part.notes),
+    )
+
+
+def _discover_directory(root: Path, report: VerifyReport) -> list[StreamTask]:
+    """Each stream directory's task, in directory order; strays found on the way."""
     base = root / layout.LOG_DIR
     if not base.exists():
-        return report
-    store = LocalStore(root, fsync=False)
+        return []
+    tasks = []
     for sdir in _stream_dirs(base, report):
         sid = StreamId.of(sdir.parent.parent.name, sdir.parent.name, sdir.name)
-        report.streams += 1
-        _verify_stream(sid, sdir, store, report, progress)
-    report.faults.sort()
-    return report
+        for child in sorted(sdir.iterdir()):
+            if child.name not in (layout.MANIFEST, layout.JOURNAL, layout.SEGMENTS):
+                _stray(report, child)
+            elif child.name == layout.SEGMENTS and not child.is_dir():
+                _stray(report, child, "expected the segments directory")
+        seg_dir = sdir / layout.SEGMENTS
+        on_disk = {p.name: str(p) for p in seg_dir.iterdir()} if seg_dir.is_dir() else {}
+        tasks.append(StreamTask(root, sid, on_disk, sdir / layout.JOURNAL))
+    return tasks
 
 
-def _verify_store(
-    store: ObjectStore, state_dir: Path | None, report: VerifyReport, progress: Progress | None
-) -> None:
+def _discover_store(
+    store: ObjectStore, where: Path | str, state_dir: Path | None, report: VerifyReport
+) -> list[StreamTask]:
+    """Each stream's task, sorted by stream id; keys not part of the log found here."""
     present: dict[StreamId, dict[str, str]] = {}
     for key in store.list(layout.LOG_DIR):
         parts = key.split("/")
@@ -139,9 +247,10 @@ def _verify_store(
 
         for sid in local_stream_ids(state_dir):
             journals[sid] = layout.stream_dir(state_dir, sid) / layout.JOURNAL
-    for sid in sorted(set(present) | set(journals), key=str):
-        report.streams += 1
-        _verify_sealed(sid, store, present.get(sid, {}), journals.get(sid), report, progress)
+    return [
+        StreamTask(where, sid, present.get(sid, {}), journals.get(sid))
+        for sid in sorted(set(present) | set(journals), key=str)
+    ]
 
 
 def _stray(report: VerifyReport, path: Path | str, why: str = "not part of the log") -> None:
@@ -173,23 +282,6 @@ def _stream_dirs(base: Path, report: VerifyReport) -> list[Path]:
 
     walk(base, 0)
     return out
-
-
-def _verify_stream(
-    sid: StreamId,
-    sdir: Path,
-    store: LocalStore,
-    report: VerifyReport,
-    progress: Progress | None,
-) -> None:
-    for child in sorted(sdir.iterdir()):
-        if child.name not in (layout.MANIFEST, layout.JOURNAL, layout.SEGMENTS):
-            _stray(report, child)
-        elif child.name == layout.SEGMENTS and not child.is_dir():
-            _stray(report, child, "expected the segments directory")
-    seg_dir = sdir / layout.SEGMENTS
-    on_disk = {p.name: str(p) for p in seg_dir.iterdir()} if seg_dir.is_dir() else {}
-    _verify_sealed(sid, store, on_disk, sdir / layout.JOURNAL, report, progress)
 
 
 def _verify_sealed(

@@ -123,3 +123,51 @@ def test_an_address_without_the_dask_executor_is_exit_2(tmp_path, capsys):
     argv = ["canonicalize", "--data", str(tmp_path / "d"), "--address", "tcp://127.0.0.1:9"]
     assert main(argv) == 2
     assert "use it with --executor dask" in capsys.readouterr().err
+
+
+def _log_with_holes(root):
+    """Three trade streams, each missing a different run of trades (id gaps)."""
+    with open_log(root, LogConfig(fsync=False, segment_max_events=200)) as log:
+        for k, (venue_symbol, symbol) in enumerate(SYMBOLS.items()):
+            tape = generate(TapeSpec(venue_symbol, T0, 120_000, rate_per_s=5.0))
+            kept = [t for i, t in enumerate(tape) if not 100 + 50 * k <= i < 110 + 60 * k]
+            log.writer(f"binance-usdm/trade/{symbol}").append_batch(
+                [agg_trade_message(t) for t in kept],
+                [t.ts_ms for t in kept],
+                [t.ts_ms + 5 for t in kept],
+            )
+
+
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_backfill_planning_finds_the_same_gaps_on_every_executor(tmp_path, executor):
+    from buff_dataplane.pipeline.backfill import scan_ledger, trade_streams
+    from buff_dataplane.storage.gap_ledger import ledger_for
+
+    found = {}
+    for name in ("serial", executor):
+        _log_with_holes(tmp_path / name)
+        with open_log(tmp_path / name) as log:
+            streams = trade_streams(log, "binance-usdm", None)
+            gaps = scan_ledger(
+                log, ledger_for(log), streams, now_ms=T0 + 10**7, executor=name, workers=2
+            )
+        found[name] = [(g.gap_id, g.stream_id, g.id_from, g.id_to, g.kind) for g in gaps]
+    assert found[executor] == found["serial"]
+    assert [f[1] for f in found["serial"]] == sorted(
+        f"binance-usdm/trade/{s}" for s in SYMBOLS.values()
+    )
+    assert all(kind == "trade_id" for *_, kind in found["serial"])
+
+
+def die_always(n: int) -> int:
+    if n == 2:
+        os._exit(1)
+    return n
+
+
+def test_a_process_worker_that_dies_is_one_error_exit_4_not_a_traceback(tmp_path):
+    from buff_dataplane.core.errors import ExecutorError, exit_code_for
+
+    with pytest.raises(ExecutorError, match="a worker process died while running die_always") as e:
+        map_partitions(die_always, [1, 2, 3], executor="process", workers=2)
+    assert exit_code_for(e.value) == 4

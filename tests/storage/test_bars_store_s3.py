@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import stat
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from buff_dataplane.cli import main
 from buff_dataplane.core.bars import Bar, LateCandidate, content_digest
 from buff_dataplane.core.errors import ImmutabilityError
-from buff_dataplane.pipeline import canonicalize as canonicalize_mod
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore, diff_bars
 from buff_dataplane.storage.objstore import (
     LocalStore,
     ObjectExists,
     ObjectStore,
     S3Store,
-    _client_config,
 )
 from golden.make import capture_path
 
@@ -37,35 +32,13 @@ T0 = 1_723_161_600_000  # 2024-08-09T00:00Z
 FILES = ("bars.parquet", "diff.json", "late.json", "manifest.json")
 
 
-# -- fixtures: moto on loopback, as in test_objstore.py ----------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3(moto_endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-        config=_client_config(),
-    )
+# -- fixtures: s3_store (an S3Store over a fresh bucket) is tests/storage/conftest.py's,
+# on the session's moto server (tests/conftest.py), here under this module's prefix.
 
 
 @pytest.fixture
-def s3_store(s3: Any) -> S3Store:
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return S3Store(name, "desk/data", s3)
+def s3_prefix() -> str:
+    return "desk/data"
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -291,26 +264,25 @@ def test_a_stale_local_temp_dir_is_never_a_revision_and_never_blocks_one(tmp_pat
 
 
 def test_canonical_bars_published_to_s3_equal_the_local_ones(
-    s3_store: S3Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    s3_bucket: str, tmp_path: Path, capsys
 ) -> None:
-    """Build the golden capture's bars twice from one log: published locally, then on S3."""
-    data = tmp_path / "data"
-    src = str(capture_path("usdm_two_symbols_day_boundary"))
-    assert (
-        main(["import", src, "--venue", "binance-usdm", "--format", "ndjson", "--data", str(data)])
-        == 0
-    )
-    canon = ["canonicalize", "--data", str(data), "--symbols", "BTC-USDT-PERP",
-             "--timeframes", "1m,5m", "--json"]  # fmt: skip
-    assert main(canon) == 0
-    assert main([*canon, "--apply-late"]) == 0  # a second revision of 1m (late_data)
-    local = BarStore(data)
-    remote = BarStore.over(s3_store)
-    monkeypatch.setattr(canonicalize_mod, "BarStore", lambda root: remote)
+    """The golden capture imported and built twice, by the same commands: into a local
+    data directory and into ``s3://`` (moto); the published bars are the same bytes."""
+    from buff_dataplane.storage.objstore import store_for
 
-    assert main(canon) == 0
-    assert main([*canon, "--apply-late"]) == 0
+    src = str(capture_path("usdm_two_symbols_day_boundary"))
+    url = f"s3://{s3_bucket}/desk"
+    for data, extra in ((str(tmp_path / "data"), []), (url, ["--state-dir", str(tmp_path / "st")])):
+        imp = ["import", src, "--venue", "binance-usdm", "--format", "ndjson", "--data", data]
+        assert main([*imp, *extra]) == 0
+        canon = ["canonicalize", "--data", data, "--symbols", "BTC-USDT-PERP",
+                 "--timeframes", "1m,5m", "--json"]  # fmt: skip
+        assert main(canon) == 0
+        assert main([*canon, "--apply-late"]) == 0  # a second revision of 1m (late_data)
     capsys.readouterr()
+    local = BarStore(tmp_path / "data")
+    s3_store = store_for(url)
+    remote = BarStore.over(s3_store)
 
     assert remote.artifacts() == local.artifacts()
     keys = local.store.list("bars")

@@ -11,20 +11,16 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from buff_dataplane.core.config import LogConfig
 from buff_dataplane.core.errors import ImmutabilityError, StorageError, ValidationError
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.log import open_log
-from buff_dataplane.storage.objstore import ObjectExists, S3Store, _client_config
+from buff_dataplane.storage.objstore import ObjectExists, S3Store
 from buff_dataplane.storage.reader import to_table
 from buff_dataplane.storage.verify import verify_log
 
@@ -35,35 +31,8 @@ CFG = LogConfig(group_commit_events=4, segment_max_events=10, fsync=False)
 CRASH_WRITER = Path(__file__).with_name("s3_crash_writer.py")
 
 
-# -- fixtures: moto on loopback, as in test_objstore.py ----------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def s3(moto_endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-        config=_client_config(),
-    )
-
-
-@pytest.fixture
-def store(s3: Any) -> S3Store:
-    bucket = f"t-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=bucket)
-    return S3Store(bucket, "desk", s3)
+# -- fixtures: s3 and store (an S3Store over a fresh bucket, prefix "desk") are
+# tests/storage/conftest.py's, on the session's moto server (tests/conftest.py).
 
 
 def _fill(log: Any, stream: str, n: int, *, start: int = 0, tag: bytes = b"evt") -> list[int]:

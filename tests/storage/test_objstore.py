@@ -2,7 +2,8 @@
 
 Every behavioural test runs on both stores. The S3 tests talk to a real HTTP server on
 127.0.0.1 (moto, in memory: data stays tiny); credentials and endpoint come from the
-standard AWS_* variables, set here so nothing ever reaches beyond loopback.
+standard AWS_* variables, set by ``aws_env`` (tests/conftest.py) so nothing ever reaches
+beyond loopback.
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ import stat
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moto.server import ThreadedMotoServer
 
 from buff_dataplane.core.errors import (
     EXIT_IO,
@@ -45,7 +44,6 @@ from buff_dataplane.storage.objstore import (
     ObjectNotFound,
     ObjectStore,
     S3Store,
-    _client_config,
     chain_entry_key,
     store_for,
 )
@@ -59,64 +57,14 @@ T0 = 1_723_161_256_000
 # -- fixtures ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+# moto_endpoint, aws_env, s3_client and bucket are tests/conftest.py's; s3 and s3_store
+# tests/storage/conftest.py's, here under this module's prefix. This module's ``store``
+# (both kinds) overrides the S3-only one there.
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, moto_endpoint: str) -> str:
-    """Hermetic AWS_* settings pointing at moto; no config files, no instance metadata."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_REGION",
-        "AWS_MAX_ATTEMPTS",
-        "AWS_RETRY_MODE",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    return moto_endpoint
-
-
-@pytest.fixture(scope="module")
-def s3(moto_endpoint: str):
-    """One boto3 client for the module, configured explicitly (store_for has its own tests)."""
-    return boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-        config=_client_config(),
-    )
-
-
-@pytest.fixture
-def bucket(s3) -> str:
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
-def s3_store(s3, bucket: str) -> S3Store:
-    return S3Store(bucket, "pre/fix", s3)
+def s3_prefix() -> str:
+    return "pre/fix"
 
 
 @pytest.fixture(params=["local", "s3"])
