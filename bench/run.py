@@ -10,6 +10,7 @@ from bench import (
     capture_bench,
     executor_bench,
     log_bench,
+    objstore_bench,
     parse_bench,
 )
 
@@ -19,6 +20,7 @@ SECTIONS = {
     "capture": capture_bench.main,  # the 30 min soak: python -m bench.capture_bench --soak
     "executors": executor_bench.main,  # canonicalize by serial / process / dask
     "log": log_bench.main,
+    "objstore": objstore_bench.main,  # local dir vs S3 (moto on loopback)
     "parse": parse_bench.main,  # real recorded messages of ../shared/fixtures/real
 }
 
