@@ -171,3 +171,33 @@ def test_a_process_worker_that_dies_is_one_error_exit_4_not_a_traceback(tmp_path
     with pytest.raises(ExecutorError, match="a worker process died while running die_always") as e:
         map_partitions(die_always, [1, 2, 3], executor="process", workers=2)
     assert exit_code_for(e.value) == 4
+
+
+def build_dying_once(task):
+    """canonicalize's build task, except that the first build of ETH kills its worker."""
+    from buff_dataplane.pipeline import canonicalize as canonicalize_mod
+
+    marker = os.environ["BUFF_TEST_DIE_MARKER"]
+    if task.symbol == "ETH-USDT-PERP" and not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        os._exit(1)  # the worker dies mid-job, as a lost machine would
+    return canonicalize_mod._build(task)
+
+
+def test_a_dask_worker_killed_mid_canonicalize_still_gives_the_same_digests(
+    tmp_path, capsys, monkeypatch
+):
+    from buff_dataplane.pipeline import canonicalize as canonicalize_mod
+
+    _log(tmp_path / "serial")
+    shutil.copytree(tmp_path / "serial", tmp_path / "dask")
+    serial = _artifacts(capsys, tmp_path / "serial", "--executor", "serial")
+    marker = tmp_path / "died"
+    monkeypatch.setenv("BUFF_TEST_DIE_MARKER", str(marker))  # the workers inherit it
+    monkeypatch.setattr(canonicalize_mod, "_build", build_dying_once)
+    dask = _artifacts(capsys, tmp_path / "dask", "--executor", "dask", "--workers", "2")
+    assert marker.exists()  # a worker did die mid-job
+    assert dask == serial and len(dask) == 6
+    argv = ["replay", "--verify", "--data", str(tmp_path / "dask"), "--executor", "serial"]
+    assert main(argv) == 0
