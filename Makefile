@@ -24,7 +24,7 @@ typecheck: install
 	$(BIN)/mypy buff_dataplane
 
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 test: lint typecheck pytest
 
