@@ -54,7 +54,7 @@ from buff_dataplane.core.events import (
     SCHEMA_VERSION,
     SOURCES,
 )
-from buff_dataplane.core.ids import StreamId
+from buff_dataplane.core.ids import StreamId, validate_channel, validate_venue
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.journal import JournalReader, JournalWriter
 from buff_dataplane.storage.manifest import (
@@ -752,16 +752,30 @@ def local_stream_ids(root: Path) -> list[StreamId]:
 
 
 def store_stream_ids(store: ObjectStore) -> list[StreamId]:
-    """Every stream with a key under ``log/`` in ``store``, sorted (bad names skipped)."""
-    out: set[StreamId] = set()
-    for key in store.list(layout.LOG_DIR):
-        parts = key.split("/")
-        if len(parts) < 5:
-            continue  # verify-log names stray keys
+    """Every stream with a key under ``log/`` in ``store``, sorted (bad names skipped).
+
+    Walks the three directory levels (venue, channel, symbol) with ``list_dirs``: a few
+    LIST requests per venue, however many segments and manifest entries lie below; a
+    name that is not an identifier is not descended into (verify-log names strays).
+    """
+
+    def valid(check: Callable[[str], object], name: str) -> bool:
         try:
-            out.add(StreamId.of(parts[1], parts[2], parts[3]))
+            check(name)
         except ValidationError:
+            return False
+        return True
+
+    out: list[StreamId] = []
+    for venue in store.list_dirs(layout.LOG_DIR):
+        if not valid(validate_venue, venue):
             continue
+        for channel in store.list_dirs(f"{layout.LOG_DIR}/{venue}"):
+            if not valid(validate_channel, channel):
+                continue
+            for symbol in store.list_dirs(f"{layout.LOG_DIR}/{venue}/{channel}"):
+                with contextlib.suppress(ValidationError):
+                    out.append(StreamId.of(venue, channel, symbol))
     return sorted(out, key=str)
 
 

@@ -8,13 +8,14 @@ next line (or leaves a sealed segment that no line names).
 
 The chain is kept by an :class:`~buff_dataplane.storage.objstore.ObjectStore`
 (:func:`read_store_manifest`; appended with ``chain_append``): a local directory keeps
-it as ``manifest.jsonl``, S3 as one object per line; the bytes and the checks are the
-same.
+it as ``manifest.jsonl``, S3 as one object per line (plus a checkpoint every 1,000
+lines); the bytes and the checks are the same.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ from pathlib import Path
 import msgspec
 
 from buff_dataplane.core.errors import StorageError
-from buff_dataplane.storage.objstore import LocalStore, ObjectStore
+from buff_dataplane.storage.objstore import ChainRead, LocalStore, ObjectStore
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
 
@@ -84,13 +87,35 @@ def read_manifest(path: Path, stream_id: str) -> ManifestRead:
     return out
 
 
-def read_store_manifest(store: ObjectStore, name: str, stream_id: str) -> ManifestRead:
+def read_store_manifest(
+    store: ObjectStore, name: str, stream_id: str, *, use_checkpoints: bool = True
+) -> ManifestRead:
     """Read and check chain ``name`` of ``store``; faults name the file (or S3 URL).
 
     A local store may hold a torn last line (a crash mid-append); on S3 a PUT is atomic,
-    and missing positions or foreign keys under the chain come as faults.
+    and missing positions or foreign keys under the chain come as faults. On S3 the read
+    starts from the chain's highest usable checkpoint; since each line holds the hash of
+    the one before, a checkpoint that differs from the entries breaks the chain, and
+    then the chain is read again from its entries alone (``verify-log`` reports the
+    checkpoint). ``use_checkpoints=False`` reads the entries alone from the start.
     """
-    read = store.chain_read(name)
+    read = store.chain_read(name, use_checkpoints=use_checkpoints)
+    out = manifest_of_chain(store, name, stream_id, read)
+    if out.faults and read.checkpoint:
+        logger.warning(
+            "%s: read from checkpoint %d: %s; reading its entries instead (run buff verify-log)",
+            chain_where(store, name),
+            read.checkpoint,
+            out.faults[0],
+        )
+        return read_store_manifest(store, name, stream_id, use_checkpoints=False)
+    return out
+
+
+def manifest_of_chain(
+    store: ObjectStore, name: str, stream_id: str, read: ChainRead
+) -> ManifestRead:
+    """Check chain ``name``'s ``read`` (a :meth:`ObjectStore.chain_read`) as a manifest."""
     out = parse_manifest(read.data, chain_where(store, name), stream_id)
     out.torn_tail = read.torn_tail
     out.faults[:0] = read.faults

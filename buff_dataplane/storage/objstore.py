@@ -20,10 +20,14 @@ Operations, and what makes each one safe on both stores:
     fsync, read-only, hard link (fails if the name exists), directory fsync. S3: one
     ``PutObject`` with ``If-None-Match: *`` (atomic: a reader sees all of it or nothing);
     on 412 the existing object is read back and compared.
-``get`` / ``exists`` / ``size`` / ``list(prefix)`` / ``open_input``
+``get`` / ``exists`` / ``size`` / ``list(prefix)`` / ``list_dirs(prefix)`` / ``open_input``
     Reads. ``list`` returns every key under a directory-like prefix, sorted (byte order,
-    as S3 lists). ``open_input`` returns a random-access ``pyarrow.NativeFile`` so
-    ``pq.ParquetFile`` reads only the footer and the row groups and columns it needs;
+    as S3 lists). ``list_dirs`` returns only the names of the immediate "subdirectories"
+    under a prefix, sorted (S3: ``ListObjectsV2`` with ``Delimiter="/"``, one page per
+    1,000 names; local: child directories, dot names skipped), so finding the streams
+    costs a few LISTs however many segments they hold. ``open_input`` returns a
+    random-access ``pyarrow.NativeFile`` so ``pq.ParquetFile`` reads only the footer and
+    the row groups and columns it needs;
     DuckDB then queries the Arrow data (its S3 extension cannot be loaded offline).
 ``chain_read(name)`` / ``chain_append(name, index, line)``
     An append-only, position-checked sequence of one-line entries: the manifest chain
@@ -31,6 +35,8 @@ Operations, and what makes each one safe on both stores:
     ``index`` only if that position is free; the same line again is an idempotent retry;
     a different line raises ObjectExists, so two writers can never both append the same
     position, and the loser re-reads the chain instead of forking it.
+    ``chain_read(name, use_checkpoints=False)`` reads every entry and ignores checkpoints
+    (``verify-log`` does, to check them).
 
 Layout on S3 (the local one is :mod:`buff_dataplane.storage.layout`'s, unchanged)::
 
@@ -39,8 +45,11 @@ Layout on S3 (the local one is :mod:`buff_dataplane.storage.layout`'s, unchanged
       log/<venue>/<channel>/<symbol>/
         manifest/00000000000000000000.json       entry index 0: one object per entry
         manifest/00000000000000000001.json       ...named by its 20-digit index
+        manifest-checkpoints/<N:020>.jsonl       entries 0..N-1 concatenated, put_new,
+                                                 every CHECKPOINT_EVERY (1,000) entries
         segments/<from>-<to>.parquet             sealed, put_new
       gaps/ledger/<index:020>.json               the gap ledger, a chain like the manifest
+      gaps/ledger-checkpoints/<N:020>.jsonl      ...with its checkpoints
       quarantine/<venue>/<day>/<writer>-<line:08>.json   one refused payload, put_new
       imports/<file_sha256>.json                 one imported capture file, put_new
       bars/<venue>/<symbol>/<tf>/rev-0001/...    bars.parquet, diff.json, late.json, then
@@ -54,11 +63,36 @@ byte for byte; ``prev`` and ``index`` are unchanged, and the same parser and the
 (``log/.../manifest`` -> ``log/.../manifest.jsonl``), appended under an exclusive
 ``flock``; its position check is a count of complete lines. What changes on S3: a torn
 tail cannot exist (a PUT is atomic), and a missing or foreign object under ``manifest/``
-is reported in :attr:`ChainRead.faults`. Reading a chain costs one LIST page per 1,000
-entries plus one GET per entry (8 threads): 200 entries took 1.25 s against moto here.
-A stream with years of hourly segments (~9k entries) will want a checkpoint object (the
-concatenated entries up to N, named by N and its head hash, written with put_new) so an
-open reads one object plus the tail; not built yet.
+is reported in :attr:`ChainRead.faults`. Reading every entry costs one LIST page per
+1,000 entries plus one GET per entry (8 threads): 200 entries took 1.25 s against moto
+here, and a stream with years of hourly segments has ~9k.
+
+Checkpoints (S3 only; a local chain is one file already). After ``chain_append`` writes
+entry ``i`` with ``i + 1`` a multiple of :data:`CHECKPOINT_EVERY`, it also puts (with
+put_new) the checkpoint ``<name>-checkpoints/<i+1:020>.jsonl``: the bytes of entries
+``0..i`` concatenated, built from a read of the chain (the previous checkpoint plus the
+entries after it). The entries stay the truth: a checkpoint that cannot be written is
+logged and skipped (a later reader reads more entries, nothing else), and a chain
+without checkpoints (every log written before them) reads every entry as it always did,
+after one LIST that finds no checkpoint.
+``chain_read`` lists the (few) checkpoints, takes the highest ``N`` whose body is ``N``
+complete lines and whose last line is anchored to the entries, then lists the entries
+from position ``N - 1`` on (``StartAfter``) and GETs only those ``>= N``: one LIST of
+checkpoints, one GET of the checkpoint, one LIST of the entries from ``N - 1`` on, and
+one GET per entry after the checkpoint (fewer than CHECKPOINT_EVERY): for a year of
+hourly segments (~8,760 entries), 760 entry GETs instead of 8,760.
+Anchored means: entry ``N - 1`` exists, and if no entry follows the checkpoint, its body
+equals the checkpoint's last line (one more GET, only then); otherwise the next lower
+checkpoint is tried, and in the end the entries alone. The bytes returned are exactly
+those a full read returns. A reader trusts such a checkpoint without reading the entries
+it covers; for the manifest that trust is checked anyway, since every line holds the
+hash of the line before it: a checkpoint that differs from the entries breaks the chain
+at its last line or at the first entry after it, and
+:func:`~buff_dataplane.storage.manifest.read_store_manifest` then re-reads without
+checkpoints (a warning, not a failure). The gap ledger has no hash chain: its readers
+trust a checkpoint as this read returns it. ``verify-log`` compares every checkpoint (the
+manifests' and the ledger's) with the entries, byte for byte, and reports a difference as
+``checkpoint_mismatch``.
 
 What stays local, and why:
 
@@ -101,6 +135,7 @@ import errno
 import fcntl
 import hashlib
 import io
+import logging
 import os
 import re
 import tempfile
@@ -112,18 +147,30 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from buff_dataplane.core.errors import ImmutabilityError, StorageError, ValidationError
+from buff_dataplane.core.errors import (
+    BuffError,
+    ImmutabilityError,
+    StorageError,
+    ValidationError,
+)
 from buff_dataplane.storage.layout import fsync_dir, write_all
 
 _COMPONENT_RE = re.compile(r"[A-Za-z0-9_=-][A-Za-z0-9._=-]*")
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IP_RE = re.compile(r"\d+\.\d+\.\d+\.\d+")
 _ENTRY_RE = re.compile(r"(\d{20})\.json")
+_CHECKPOINT_RE = re.compile(r"(\d{20})\.jsonl")
 MAX_KEY_BYTES = 1024  # S3's limit, bucket prefix included
 CHAIN_SUFFIX = ".jsonl"
+CHECKPOINT_SUFFIX = "-checkpoints"  # <name>-checkpoints/: a sibling of <name>/
+CHECKPOINT_EVERY = 1000  # an S3 chain gets a checkpoint after every this many entries
 _CHUNK = 1 << 20
 
+logger = logging.getLogger(__name__)
+
 Keys = list[str]  # ``list`` is also a method name of the stores
+Indexed = list[tuple[int, str]]  # (entry index, key), as a chain's listing holds
+Messages = list[str]  # fault messages
 
 
 class ObjectExists(ImmutabilityError):
@@ -162,19 +209,53 @@ def chain_entry_key(name: str, index: int) -> str:
     return f"{validate_key(name)}/{index:020d}.json"
 
 
+def chain_checkpoint_prefix(name: str) -> str:
+    """Where chain ``name``'s checkpoints live: ``<name>-checkpoints``, beside ``<name>/``."""
+    return f"{validate_key(name)}{CHECKPOINT_SUFFIX}"
+
+
+def chain_checkpoint_key(name: str, count: int) -> str:
+    """The checkpoint of the first ``count`` entries: ``<name>-checkpoints/<count:020d>.jsonl``."""
+    if count <= 0:
+        raise ValidationError(f"chain {name}: a checkpoint holds at least one entry")
+    return f"{chain_checkpoint_prefix(name)}/{count:020d}.jsonl"
+
+
+def checkpoint_count(key: str) -> int | None:
+    """The entry count a checkpoint key names (its last component), None if not one."""
+    match = _CHECKPOINT_RE.fullmatch(key.rsplit("/", 1)[-1])
+    count = int(match.group(1)) if match else 0
+    return count if count > 0 else None
+
+
+def first_lines(data: bytes, count: int) -> bytes | None:
+    """The first ``count`` complete lines of ``data``, or None if it holds fewer."""
+    end = 0
+    for _ in range(count):
+        nl = data.find(b"\n", end)
+        if nl < 0:
+            return None
+        end = nl + 1
+    return data[:end]
+
+
 @dataclass
 class ChainRead:
     """A chain as read: ``data`` is its complete entries, one line each, in order.
 
     ``data`` equals the local ``<name>.jsonl`` up to its last newline. ``torn_tail`` is
     what follows that newline (local only: a crash mid-append); ``faults`` names missing
-    positions, stray keys and entries that are not one line (S3 only).
+    positions, stray keys and entries that are not one line (S3 only; a read from a
+    checkpoint sees only the keys after it). ``checkpoint`` is the number of leading
+    entries taken from a checkpoint (0: every entry was read).
     """
 
     data: bytes = b""
     count: int = 0
     torn_tail: bytes = b""
     faults: list[str] = field(default_factory=list)
+    # How many of the entries came from a checkpoint instead of their own objects (S3).
+    checkpoint: int = 0
 
     def lines(self) -> list[bytes]:
         return self.data.splitlines()
@@ -210,11 +291,22 @@ class ObjectStore(Protocol):
         """Every key under ``prefix`` (a directory-like key, '' for all), sorted."""
         ...
 
+    def list_dirs(self, prefix: str = "") -> Keys:
+        """The names of the immediate "subdirectories" under ``prefix``, sorted.
+
+        A name is listed if some key lies below ``<prefix>/<name>/`` (locally: if it is a
+        directory); names that are not key components (dot names, temp files) are not.
+        """
+        ...
+
     def open_input(self, key: str) -> pa.NativeFile:
         """A random-access reader of ``key`` for pyarrow (Parquet footer, row groups)."""
         ...
 
-    def chain_read(self, name: str) -> ChainRead: ...
+    def chain_read(self, name: str, *, use_checkpoints: bool = True) -> ChainRead:
+        """Every entry of chain ``name``, in order; ``use_checkpoints=False`` reads each
+        entry's own object even where a checkpoint covers it (S3; local has none)."""
+        ...
 
     def chain_append(self, name: str, index: int, line: bytes) -> bool:
         """Write entry ``index``; True if written, False if this line was already there."""
@@ -359,6 +451,17 @@ class LocalStore:
                     out.append(name if rel == "." else f"{rel}/{name}")
         return sorted(out)
 
+    def list_dirs(self, prefix: str = "") -> Keys:
+        """Child directories of ``prefix``; dot names (temp, staging) are never listed."""
+        base = self.path(prefix) if prefix else self.root
+        try:
+            with os.scandir(base) as it:
+                return sorted(e.name for e in it if e.is_dir() and _COMPONENT_RE.fullmatch(e.name))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise StorageError(f"cannot list {base}: {exc.strerror}") from exc
+
     def open_input(self, key: str) -> pa.NativeFile:
         path = self.path(key)
         try:
@@ -374,7 +477,7 @@ class LocalStore:
         path = self.path(name)
         return path.with_name(path.name + CHAIN_SUFFIX)
 
-    def chain_read(self, name: str) -> ChainRead:
+    def chain_read(self, name: str, *, use_checkpoints: bool = True) -> ChainRead:
         path = self.chain_path(name)
         try:
             data = path.read_bytes()
@@ -592,19 +695,41 @@ class S3Store:
             head = self.client.head_object(Bucket=self.bucket, Key=self._full(key))
             return int(head["ContentLength"])
 
+    def _base(self, prefix: str) -> str:
+        """The S3 ``Prefix`` of a directory-like key: ``<prefix>/`` under the store's."""
+        return self._full(prefix) + "/" if prefix else (self.prefix + "/" if self.prefix else "")
+
     def list(self, prefix: str = "") -> Keys:
-        base = self._full(prefix) + "/" if prefix else (self.prefix + "/" if self.prefix else "")
+        return self._list(prefix)
+
+    def _list(self, prefix: str, start_after: str | None = None) -> Keys:
+        """Every key under ``prefix``, sorted; only those after ``start_after`` if given."""
         strip = len(self.prefix) + 1 if self.prefix else 0
+        args: dict[str, str] = {"Bucket": self.bucket, "Prefix": self._base(prefix)}
+        if start_after is not None:
+            args["StartAfter"] = self._full(start_after)
         out: Keys = []
         with self._errors(prefix, "list"):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=base
-            )
-            for page in pages:
+            for page in self.client.get_paginator("list_objects_v2").paginate(**args):
                 for item in page.get("Contents", []):
                     key = str(item["Key"])
                     if not key.endswith("/"):  # "directory markers" some tools leave
                         out.append(key[strip:])
+        return sorted(out)
+
+    def list_dirs(self, prefix: str = "") -> Keys:
+        """One LIST page per 1,000 names (``Delimiter="/"``), whatever lies below them."""
+        base = self._base(prefix)
+        out: Keys = []
+        with self._errors(prefix, "list"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base, Delimiter="/"
+            )
+            for page in pages:
+                for common in page.get("CommonPrefixes", []):
+                    name = str(common["Prefix"])[len(base) :].removesuffix("/")
+                    if _COMPONENT_RE.fullmatch(name):
+                        out.append(name)
         return sorted(out)
 
     def open_input(self, key: str) -> pa.NativeFile:
@@ -623,48 +748,129 @@ class S3Store:
 
     # -- chains: one object per entry ---------------------------------------------------
 
-    def chain_read(self, name: str) -> ChainRead:
-        out = ChainRead()
-        indexed: list[tuple[int, str]] = []
-        for key in self.list(name):
+    def chain_read(self, name: str, *, use_checkpoints: bool = True) -> ChainRead:
+        if use_checkpoints:
+            counts = sorted(
+                {
+                    n
+                    for key in self.list(chain_checkpoint_prefix(name))
+                    if (n := checkpoint_count(key))
+                },
+                reverse=True,
+            )
+            for count in counts:
+                read = self._read_from_checkpoint(name, count)
+                if read is not None:
+                    return read
+        indexed, faults = self._list_entries(name, None)
+        return self._read_entries(indexed, 0, b"", faults, name)
+
+    def _list_entries(self, name: str, after: int | None) -> tuple[Indexed, Messages]:
+        """The entries of chain ``name`` (index, key), sorted; only those past ``after``."""
+        faults: Messages = []
+        indexed: Indexed = []
+        start = None if after is None else chain_entry_key(name, after)
+        for key in self._list(name, start):
             match = _ENTRY_RE.fullmatch(key[len(name) + 1 :])
             if match is None:
-                out.faults.append(f"{self.url(key)}: not a chain entry")
+                faults.append(f"{self.url(key)}: not a chain entry")
             else:
                 indexed.append((int(match.group(1)), key))
         indexed.sort()
-        for expected, (index, _key) in enumerate(indexed):
+        return indexed, faults
+
+    def _read_entries(
+        self, indexed: Indexed, first: int, head: bytes, faults: Messages, name: str
+    ) -> ChainRead:
+        """The chain: ``head`` (entries ``0..first-1``, from a checkpoint) + ``indexed``."""
+        out = ChainRead(faults=faults, checkpoint=first)
+        for expected, (index, _key) in enumerate(indexed, start=first):
             if index != expected:
                 out.faults.append(f"{self.url(name)}: position {expected} is missing")
                 break
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             bodies = list(pool.map(self.get, [key for _, key in indexed]))
-        parts: list[bytes] = []
+        parts: list[bytes] = [head]
         for (_index, key), body in zip(indexed, bodies, strict=True):
             if not body.endswith(b"\n") or body.count(b"\n") != 1:
                 out.faults.append(f"{self.url(key)}: entry is not exactly one line")
                 body = body.rstrip(b"\n").replace(b"\n", b" ") + b"\n"
             parts.append(body)
         out.data = b"".join(parts)
-        out.count = len(parts)
+        out.count = first + len(indexed)
         return out
+
+    def _read_from_checkpoint(self, name: str, count: int) -> ChainRead | None:
+        """The chain read from checkpoint ``count`` on; None if it is not usable.
+
+        Usable: its body is ``count`` complete lines, entry ``count - 1`` exists (listed
+        with the tail: no extra request), and when no entry follows, that entry's bytes
+        are the checkpoint's last line. The entries from ``count`` on are then read as
+        a full read would read them.
+        """
+        key = chain_checkpoint_key(name, count)
+        where = self.url(key)
+        try:
+            body = self.get(key)
+        except ObjectNotFound:
+            return None
+        if not body.endswith(b"\n") or body.count(b"\n") != count:
+            logger.warning("%s: not %d complete lines; checkpoint skipped", where, count)
+            return None
+        indexed, faults = self._list_entries(name, count - 2 if count > 1 else None)
+        if not indexed or indexed[0][0] != count - 1:
+            logger.warning("%s: entry %d does not exist; checkpoint skipped", where, count - 1)
+            return None
+        anchor_key = indexed[0][1]
+        tail = indexed[1:]
+        if not tail:
+            last = body[body.rfind(b"\n", 0, len(body) - 1) + 1 :]
+            if self.get(anchor_key) != last:
+                logger.warning(
+                    "%s: last line differs from entry %d; checkpoint skipped", where, count - 1
+                )
+                return None
+        return self._read_entries(tail, count, body, faults, name)
 
     def chain_append(self, name: str, index: int, line: bytes) -> bool:
         _check_line(name, line)
         key = chain_entry_key(name, index)
+        # The position check is one HEAD of the previous entry, never a listing.
         if index > 0 and not self.exists(chain_entry_key(name, index - 1)):
             raise ImmutabilityError(
                 f"{self.url(key)}: cannot append position {index}, position {index - 1} "
                 "does not exist"
             )
         try:
-            return self.put_new(key, line + b"\n")
+            written = self.put_new(key, line + b"\n")
         except ObjectExists as exc:
             raise ObjectExists(
                 f"{self.url(key)}: position {index} holds a different entry; "
                 "another writer appended it first",
                 key,
             ) from exc
+        if (index + 1) % CHECKPOINT_EVERY == 0:
+            self._write_checkpoint(name, index + 1)
+        return written
+
+    def _write_checkpoint(self, name: str, count: int) -> None:
+        """Put the checkpoint of the first ``count`` entries; a failure is only logged.
+
+        Built from a read of the chain (the previous checkpoint and the entries after
+        it), which runs once per CHECKPOINT_EVERY appends. The entries are the truth: a
+        reader without this checkpoint reads more entries, nothing else changes.
+        """
+        key = chain_checkpoint_key(name, count)
+        try:
+            read = S3Store.chain_read(self, name)  # the class's: not a caller's spy
+            data = first_lines(read.data, count)
+            if read.faults or data is None:
+                reason = read.faults[0] if read.faults else f"only {read.count} entries read"
+                logger.warning("%s: not written: %s", self.url(key), reason)
+                return
+            self.put_new(key, data)
+        except BuffError as exc:
+            logger.warning("%s: checkpoint not written: %s", self.url(key), exc)
 
 
 class _S3RangeReader(io.RawIOBase):

@@ -9,8 +9,11 @@ against the manifest line; and that an unsealed journal decodes and continues th
 The same checks run over a log whose sealed data is in an object store
 (``verify_log(store, state_dir=...)``): the manifest chain and segments are read
 through the store (segments streamed for their SHA-256, Parquet by ranged reads), keys
-under ``log/`` that are neither a manifest entry nor a segment are stray, and journals
-are checked in the local state directory when one is given.
+under ``log/`` that are neither a manifest entry, a manifest checkpoint nor a segment
+are stray, and journals are checked in the local state directory when one is given.
+The manifest is read from its entries alone (never from a checkpoint), and every
+checkpoint (``manifest-checkpoints/<N>.jsonl``, and the gap ledger's) must equal the
+first N entries byte for byte: a difference is a ``checkpoint_mismatch`` fault.
 
 Streams, and files or keys under ``log/`` that belong to no stream, are found here; each
 stream is then verified by a pure partition task (:func:`verify_stream_task`, run by
@@ -35,8 +38,16 @@ from buff_dataplane.core.ids import StreamId
 from buff_dataplane.pipeline.executors import check_executor, map_partitions
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.journal import JournalReader
-from buff_dataplane.storage.manifest import ManifestEntry, chain_where, read_store_manifest
-from buff_dataplane.storage.objstore import LocalStore, ObjectStore, task_store
+from buff_dataplane.storage.manifest import ManifestEntry, chain_where, manifest_of_chain
+from buff_dataplane.storage.objstore import (
+    CHECKPOINT_SUFFIX,
+    LocalStore,
+    ObjectStore,
+    chain_checkpoint_prefix,
+    checkpoint_count,
+    first_lines,
+    task_store,
+)
 from buff_dataplane.storage.segment import (
     RAW_SCHEMA,
     hashes_digest,
@@ -96,13 +107,15 @@ class StreamTask:
     ``where`` is the data directory (a Path) or the store's URL (a str): the task opens
     the store itself (``store_for``), since a store's client must not cross a process.
     ``present`` maps the stream's segment names to where they are, as discovered by the
-    caller; ``journal`` is the stream's local journal, if any is to be checked.
+    caller; ``journal`` is the stream's local journal, if any is to be checked;
+    ``checkpoints`` are the keys of its manifest's checkpoints (S3).
     """
 
     where: Path | str
     sid: StreamId
     present: dict[str, str]
     journal: Path | None
+    checkpoints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,6 +174,13 @@ def verify_log(
         )
     else:
         results = []
+    if isinstance(root, ObjectStore) and not isinstance(root, LocalStore):
+        from buff_dataplane.storage.gap_ledger import LEDGER_CHAIN
+
+        keys = root.list(chain_checkpoint_prefix(LEDGER_CHAIN))
+        if keys:  # the ledger is read only if it has checkpoints to check
+            data = root.chain_read(LEDGER_CHAIN, use_checkpoints=False).data
+            report.faults.extend(_check_checkpoints(root, keys, data))
     for result in results:  # in stream order, never completion order
         report.streams += 1
         report.segments += result.segments
@@ -192,7 +212,7 @@ def _verify_one(task: StreamTask, store: ObjectStore) -> StreamResult:
         nonlocal rows
         rows += n
 
-    _verify_sealed(task.sid, store, task.present, task.journal, part, count)
+    _verify_sealed(task.sid, store, task.present, task.journal, part, count, task.checkpoints)
     return StreamResult(
         sid=task.sid,
         segments=part.segments,
@@ -229,18 +249,25 @@ def _discover_store(
 ) -> list[StreamTask]:
     """Each stream's task, sorted by stream id; keys not part of the log found here."""
     present: dict[StreamId, dict[str, str]] = {}
+    checkpoints: dict[StreamId, list[str]] = {}
+    checkpoint_dir = layout.MANIFEST_CHAIN + CHECKPOINT_SUFFIX
     for key in store.list(layout.LOG_DIR):
         parts = key.split("/")
         try:
             sid = StreamId.of(parts[1], parts[2], parts[3]) if len(parts) == 6 else None
         except ValidationError:
             sid = None
-        if sid is None or parts[4] not in (layout.SEGMENTS, layout.MANIFEST_CHAIN):
+        if sid is None or parts[4] not in (layout.SEGMENTS, layout.MANIFEST_CHAIN, checkpoint_dir):
             _stray(report, store.url(key), "not part of the log")
+            continue
+        if parts[4] == checkpoint_dir and checkpoint_count(key) is None:
+            _stray(report, store.url(key), "not a manifest checkpoint")
             continue
         files = present.setdefault(sid, {})
         if parts[4] == layout.SEGMENTS:  # manifest entries are checked by chain_read
             files[parts[5]] = store.url(key)
+        elif parts[4] == checkpoint_dir:  # checked against the entries
+            checkpoints.setdefault(sid, []).append(key)
     journals: dict[StreamId, Path] = {}
     if state_dir is not None:
         from buff_dataplane.storage.log import local_stream_ids
@@ -248,7 +275,9 @@ def _discover_store(
         for sid in local_stream_ids(state_dir):
             journals[sid] = layout.stream_dir(state_dir, sid) / layout.JOURNAL
     return [
-        StreamTask(where, sid, present.get(sid, {}), journals.get(sid))
+        StreamTask(
+            where, sid, present.get(sid, {}), journals.get(sid), tuple(checkpoints.get(sid, ()))
+        )
         for sid in sorted(set(present) | set(journals), key=str)
     ]
 
@@ -291,11 +320,18 @@ def _verify_sealed(
     journal: Path | None,
     report: VerifyReport,
     progress: Progress | None,
+    checkpoints: tuple[str, ...] = (),
 ) -> None:
-    """Check a stream's chain and segments; ``present`` maps segment names to where."""
+    """Check a stream's chain and segments; ``present`` maps segment names to where.
+
+    The chain is read from its entries alone; each of ``checkpoints`` (keys) must be
+    the bytes of as many leading entries as its name says.
+    """
     chain = layout.manifest_chain(sid)
     mpath = chain_where(store, chain)
-    read = read_store_manifest(store, chain, str(sid))
+    entries = store.chain_read(chain, use_checkpoints=False)
+    read = manifest_of_chain(store, chain, str(sid), entries)
+    report.faults.extend(_check_checkpoints(store, checkpoints, entries.data))
     for text in read.faults:
         report.faults.append(Fault(str(mpath), "manifest", text.split(": ", 1)[-1]))
     if read.torn_tail:
@@ -339,6 +375,39 @@ def _verify_sealed(
             progress(entry.rows)
     if journal is not None:
         _verify_journal(sid, journal, read.entries, report)
+
+
+def _check_checkpoints(store: ObjectStore, keys: Iterable[str], data: bytes) -> list[Fault]:
+    """A ``checkpoint_mismatch`` for each checkpoint that is not the leading entries."""
+    faults: list[Fault] = []
+    entries = data.count(b"\n")
+    for key in keys:
+        count = checkpoint_count(key)
+        if count is None:
+            continue
+        where = store.url(key)
+        try:
+            body = store.get(key)
+        except BuffError as exc:
+            faults.append(Fault(where, "checkpoint_mismatch", f"unreadable: {exc}"[:200]))
+            continue
+        expected = first_lines(data, count)
+        if expected is None:
+            detail = f"names {count} entries, the chain holds {entries}"
+        elif body == expected:
+            continue
+        else:
+            got, want = body.splitlines(), expected.splitlines()
+            line = next(
+                (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+                min(len(got), len(want)),
+            )
+            detail = (
+                f"differs from entries 0..{count - 1} at entry {line} "
+                f"({len(got)} lines, {len(body)} bytes; the entries: {len(expected)} bytes)"
+            )
+        faults.append(Fault(where, "checkpoint_mismatch", detail))
+    return faults
 
 
 def _verify_segment(
