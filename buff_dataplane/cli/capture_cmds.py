@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 
 from buff_dataplane.cli import app
-from buff_dataplane.cli.common import DataOpt, JsonOpt, StateOpt, err, open_data_log, print_json
+from buff_dataplane.cli.common import (
+    DataOpt,
+    JsonOpt,
+    StateOpt,
+    err,
+    no_state_for_local,
+    open_data_log,
+    print_json,
+)
 from buff_dataplane.core.errors import EXIT_OK, ValidationError
 from buff_dataplane.core.ids import StreamId
 
@@ -367,9 +375,8 @@ def status_cmd(
     from buff_dataplane.storage.objstore import LocalStore, store_for
 
     store = store_for(data)
+    no_state_for_local(store, state_dir)
     if isinstance(store, LocalStore):
-        if state_dir is not None:
-            raise ValidationError("--state-dir is for --data s3://... (unset BUFF_STATE_DIR)")
         paths = status_paths(resolve_root(data, create=False))
     elif state_dir is None:
         raise ValidationError(f"--data {data}: the capture status is in its --state-dir; give it")

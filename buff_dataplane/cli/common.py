@@ -108,12 +108,8 @@ def open_data_log(
     from buff_dataplane.storage.objstore import LocalStore, store_for
 
     store = store_for(data)
+    no_state_for_local(store, state_dir)
     if isinstance(store, LocalStore):
-        if state_dir is not None:
-            raise ValidationError(
-                f"--state-dir is for --data s3://...; the local data directory {data} "
-                "keeps its own journals (unset BUFF_STATE_DIR)"
-            )
         return open_log(data, config, readonly=readonly)
     if state_dir is None and not readonly:
         raise ValidationError(
@@ -128,3 +124,16 @@ def data_store(data: str) -> ObjectStore:
     from buff_dataplane.storage.objstore import existing_store
 
     return existing_store(data)
+
+
+def no_state_for_local(store: ObjectStore, state_dir: str | None) -> None:
+    """Refuse ``--state-dir`` with a local data directory, which keeps its own state
+    (rather than ignore an option the user meant for something)."""
+    from buff_dataplane.core.errors import ValidationError
+    from buff_dataplane.storage.objstore import LocalStore
+
+    if isinstance(store, LocalStore) and state_dir is not None:
+        raise ValidationError(
+            f"--state-dir is for --data s3://...; the local data directory {store.url()} "
+            "keeps its own journals (unset BUFF_STATE_DIR)"
+        )

@@ -21,6 +21,7 @@ from buff_dataplane.cli.common import (
     WorkersOpt,
     data_store,
     err,
+    no_state_for_local,
     open_data_log,
     print_json,
     progress_bar,
@@ -117,8 +118,7 @@ def verify_log_cmd(
     from buff_dataplane.storage.verify import verify_log
 
     store = data_store(data)
-    if isinstance(store, LocalStore) and state_dir is not None:
-        raise ValidationError("--state-dir is for --data s3://... (unset BUFF_STATE_DIR)")
+    no_state_for_local(store, state_dir)
     where = store.root if isinstance(store, LocalStore) else store
     report = verify_log(
         where,

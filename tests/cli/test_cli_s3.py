@@ -156,3 +156,19 @@ def test_a_refused_payload_is_quarantined_in_the_store(s3_bucket, tmp_path, caps
     [record] = _out(capsys)["records"]
     assert record["venue"] == "binance-usdm" and record["reason"]
     assert record["payload_sha256"] == hashlib.sha256(b"not json at all").hexdigest()
+
+
+def test_a_state_dir_with_a_local_data_directory_is_refused_not_ignored(tmp_path, capsys):
+    data, state = tmp_path / "data", tmp_path / "state"
+    imp = ["import", str(CAPTURE), "--venue", "binance-usdm", "--format", "ndjson"]
+    assert main([*imp, "--data", str(data)]) == 0
+    for argv in (
+        [*imp, "--data", str(data), "--state-dir", str(state)],
+        ["verify-log", "--data", str(data), "--state-dir", str(state)],
+        ["status", "--data", str(data), "--state-dir", str(state)],
+    ):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert "--state-dir is for --data s3://" in err and len(err.splitlines()) == 1
+    assert not state.exists()
