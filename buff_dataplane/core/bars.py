@@ -162,6 +162,12 @@ class BuildResult(msgspec.Struct, frozen=True, kw_only=True):
     conflicts: list[int]  # trade ids with differing versions
 
 
+def is_late(ev: TradeEvent, tf: int, allowed_lateness_ms: int, apply_late: bool) -> bool:
+    """A WebSocket trade ingested after its bucket's seal, left out unless ``apply_late``."""
+    seal = ev.trade.ts_ms - ev.trade.ts_ms % tf + tf + allowed_lateness_ms
+    return not apply_late and ev.source == "ws" and ev.ts_ingest_ms > seal
+
+
 def _trade_order(e: TradeEvent) -> tuple[int, int, int]:
     return (e.trade.ts_ms, e.ingest_seq, e.index)
 
@@ -202,7 +208,7 @@ def build_bars(
     used: list[TradeEvent] = []
     for ev in sorted(events, key=lambda e: (e.ingest_seq, e.index)):
         seal = bucket(ev.trade.ts_ms) + tf + allowed_lateness_ms
-        if not apply_late and ev.source == "ws" and ev.ts_ingest_ms > seal:
+        if is_late(ev, tf, allowed_lateness_ms, apply_late):
             late.append(
                 LateCandidate(
                     open_time_ms=bucket(ev.trade.ts_ms),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from buff_dataplane.core.bars import BuildResult, TradeEvent, build_bars
+from buff_dataplane.core.day_bars import DayPart, day_of, day_summary, is_orphan
 from buff_dataplane.core.errors import PayloadRejected, StorageError
 from buff_dataplane.feeds.registry import parser_for
 
@@ -72,6 +73,35 @@ def build_bars_ref(
     if exclude_ids:  # trades in an unresolved conflict: no version is used
         drop = set(exclude_ids)
         events = [e for e in events if e.trade.trade_id not in drop]
+    return build_bars_ref_events(
+        events,
+        venue=venue,
+        symbol=symbol,
+        timeframes=timeframes,
+        allowed_lateness_ms=allowed_lateness_ms,
+        apply_late=apply_late,
+        window=window,
+        ids_contiguous=ids_contiguous,
+        range_ms=range_ms,
+        ids_ordered=ids_ordered,
+        ids_cover=ids_cover,
+    )
+
+
+def build_bars_ref_events(
+    events: Sequence[TradeEvent],
+    *,
+    venue: str,
+    symbol: str,
+    timeframes: Sequence[str],
+    allowed_lateness_ms: int,
+    apply_late: bool,
+    window: tuple[int, int] | None,
+    ids_contiguous: bool = True,
+    range_ms: tuple[int, int] | None = None,
+    ids_ordered: bool = True,
+    ids_cover: bool = False,
+) -> dict[str, BuildResult]:
     return {
         tf: build_bars(
             events,
@@ -88,3 +118,58 @@ def build_bars_ref(
         )
         for tf in timeframes
     }
+
+
+def build_day_ref(
+    files: Sequence[Path],
+    ranges: Sequence[tuple[int, int]],
+    day_ms: int,
+    *,
+    venue: str,
+    symbol: str,
+    timeframes: Sequence[str],
+    allowed_lateness_ms: int,
+    apply_late: bool,
+    window: tuple[int, int] | None,
+    ids_contiguous: bool = True,
+    exclude_ids: Sequence[int] = (),
+    ids_ordered: bool = True,
+    ids_cover: bool = False,
+) -> dict[str, DayPart]:
+    """One UTC day's part of the stream's bars (core.day_bars), per timeframe.
+
+    ``files`` are the segments whose manifest range (``ranges``, the same order) reaches
+    the day; only the trades of the day are built.
+    """
+    events = read_trade_events(files, venue)
+    seg_range = {Path(p).name: r for p, r in zip(files, ranges, strict=True)}
+    orphans = sum(is_orphan(e.trade.ts_ms, seg_range[e.segment]) for e in events)
+    events = [e for e in events if day_of(e.trade.ts_ms) == day_ms]
+    if exclude_ids:
+        drop = set(exclude_ids)
+        events = [e for e in events if e.trade.trade_id not in drop]
+    built = build_bars_ref_events(
+        events,
+        venue=venue,
+        symbol=symbol,
+        timeframes=timeframes,
+        allowed_lateness_ms=allowed_lateness_ms,
+        apply_late=apply_late,
+        window=window,
+        ids_contiguous=ids_contiguous,
+        ids_ordered=ids_ordered,
+        ids_cover=ids_cover,
+    )
+    out = {}
+    for tf, result in built.items():
+        runs, late_index = day_summary(
+            events,
+            tf,
+            allowed_lateness_ms=allowed_lateness_ms,
+            apply_late=apply_late,
+            ids_cover=ids_cover,
+        )
+        out[tf] = DayPart(
+            day_ms=day_ms, result=result, runs=runs, late_index=late_index, orphans=orphans
+        )
+    return out

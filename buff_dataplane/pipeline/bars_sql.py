@@ -43,7 +43,7 @@ import hashlib
 import itertools
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -54,13 +54,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from buff_dataplane.core.bars import Bar, BuildResult, LateCandidate, empty_bar, timeframe_ms
+from buff_dataplane.core.day_bars import DAY_MS, DayPart, IdRun
 from buff_dataplane.core.decimals import canonical_decimal
 from buff_dataplane.core.errors import PayloadRejected, StorageError, ValidationError
 from buff_dataplane.core.events import MAX_TS_MS, MIN_TS_MS
 from buff_dataplane.feeds.base import Parser
 from buff_dataplane.feeds.registry import parser_for
 
-__all__ = ["build_bars_sql"]
+__all__ = ["build_bars_sql", "build_day_sql"]
 
 MONEY_SCALE = 10
 _SYMBOL_RE = re.compile(r"[A-Z0-9]{1,64}")
@@ -642,6 +643,31 @@ class _Engine:
         """
         return [(int(lo), int(hi)) for lo, hi in self.con.execute(merged).fetchall()]
 
+    def id_runs(self, tf: int) -> list[IdRun]:
+        """The used trade ids (first version of each) as runs without a jump, in id order
+        (``core.day_bars.id_runs``)."""
+        first = "{'s': seq, 'r': rid}"
+        rows = self.con.execute(
+            f"""
+            SELECT min(tid), arg_min(lo, tid), arg_min(ts, tid),
+                   max(tid), arg_max(hi, tid), arg_max(ts, tid)
+            FROM (
+              SELECT *, sum(brk) OVER (ORDER BY tid ROWS UNBOUNDED PRECEDING) AS run
+              FROM (
+                SELECT *, CASE WHEN lo - lag(hi) OVER (ORDER BY tid) <= 1 THEN 0 ELSE 1 END
+                          AS brk
+                FROM (
+                  SELECT tid, arg_min(ts, {first}) AS ts,
+                         arg_min({self.id_lo}, {first}) AS lo,
+                         arg_min({self.id_hi}, {first}) AS hi
+                  FROM ev WHERE NOT {self.late(tf)} GROUP BY tid
+                )
+              )
+            ) GROUP BY run ORDER BY 1
+            """
+        ).fetchall()
+        return [tuple(int(v) for v in row) for row in rows]  # type: ignore[misc]
+
     # -- one timeframe ---------------------------------------------------------------------
 
     def build(
@@ -789,6 +815,63 @@ def _connect(tmp: str, threads: int | None, memory_limit: str | None) -> duckdb.
         raise ValidationError(f"bad DuckDB setting: {exc}") from exc
 
 
+def _clear_ids(out: dict[str, BuildResult], ids_ordered: bool) -> dict[str, BuildResult]:
+    if ids_ordered:
+        return out
+    # ids that only identify: no trade-id range on the bars
+    return {
+        tf: msgspec.structs.replace(
+            r,
+            bars=[
+                msgspec.structs.replace(b, first_trade_id=None, last_trade_id=None) for b in r.bars
+            ],
+        )
+        for tf, r in out.items()
+    }
+
+
+@contextlib.contextmanager
+def _loaded(
+    files: Sequence[Path],
+    *,
+    venue: str,
+    allowed_lateness_ms: int,
+    apply_late: bool,
+    ids_contiguous: bool,
+    ids_cover: bool,
+    threads: int | None,
+    memory_limit: str | None,
+) -> Iterator[_Engine]:
+    """An engine with table ``ev`` loaded from ``files``; DuckDB errors as StorageError."""
+    parser = parser_for(venue)
+    paths = [Path(p) for p in files]
+    with (
+        tempfile.TemporaryDirectory(prefix="buff-bars-") as tmp,
+        contextlib.closing(_connect(tmp, threads, memory_limit)) as con,
+    ):
+        engine = _Engine(
+            con,
+            paths,
+            parser,
+            lateness=allowed_lateness_ms,
+            apply_late=apply_late,
+            ids_contiguous=ids_contiguous,
+            ids_cover=ids_cover,
+        )
+        try:
+            engine.load()
+            yield engine
+        except duckdb.Error as exc:
+            raise StorageError(f"bar build over {len(paths)} segment(s) failed: {exc}") from exc
+
+
+def _exclude(engine: _Engine, exclude_ids: Sequence[int]) -> None:
+    if exclude_ids:  # trades in an unresolved conflict: no version is used
+        engine.con.execute(
+            "DELETE FROM ev WHERE tid IN (SELECT unnest($ids))", {"ids": sorted(exclude_ids)}
+        )
+
+
 def build_bars_sql(
     files: Sequence[Path],
     *,
@@ -815,43 +898,100 @@ def build_bars_sql(
     """
     for tf in timeframes:
         timeframe_ms(tf)
-    parser = parser_for(venue)
-    paths = [Path(p) for p in files]
-    with (
-        tempfile.TemporaryDirectory(prefix="buff-bars-") as tmp,
-        contextlib.closing(_connect(tmp, threads, memory_limit)) as con,
-    ):
-        engine = _Engine(
-            con,
-            paths,
-            parser,
-            lateness=allowed_lateness_ms,
-            apply_late=apply_late,
-            ids_contiguous=ids_contiguous,
-            ids_cover=ids_cover,
-        )
-        try:
-            engine.load()
-            if exclude_ids:  # trades in an unresolved conflict: no version is used
-                con.execute(
-                    "DELETE FROM ev WHERE tid IN (SELECT unnest($ids))",
-                    {"ids": sorted(exclude_ids)},
-                )
-            out = {
-                tf: engine.build(tf, venue=venue, symbol=symbol, window=window, range_ms=range_ms)
-                for tf in timeframes
-            }
-        except duckdb.Error as exc:
-            raise StorageError(f"bar build over {len(paths)} segment(s) failed: {exc}") from exc
-    if not ids_ordered:  # ids that only identify: no trade-id range on the bars
+    with _loaded(
+        files,
+        venue=venue,
+        allowed_lateness_ms=allowed_lateness_ms,
+        apply_late=apply_late,
+        ids_contiguous=ids_contiguous,
+        ids_cover=ids_cover,
+        threads=threads,
+        memory_limit=memory_limit,
+    ) as engine:
+        _exclude(engine, exclude_ids)
         out = {
-            tf: msgspec.structs.replace(
-                r,
-                bars=[
-                    msgspec.structs.replace(b, first_trade_id=None, last_trade_id=None)
-                    for b in r.bars
-                ],
-            )
-            for tf, r in out.items()
+            tf: engine.build(tf, venue=venue, symbol=symbol, window=window, range_ms=range_ms)
+            for tf in timeframes
         }
-    return out
+    return _clear_ids(out, ids_ordered)
+
+
+def build_day_sql(
+    files: Sequence[Path],
+    ranges: Sequence[tuple[int, int]],
+    day_ms: int,
+    *,
+    venue: str,
+    symbol: str,
+    timeframes: Sequence[str],
+    allowed_lateness_ms: int,
+    apply_late: bool,
+    window: tuple[int, int] | None,
+    ids_contiguous: bool = True,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    exclude_ids: Sequence[int] = (),
+    ids_ordered: bool = True,
+    ids_cover: bool = False,
+) -> dict[str, DayPart]:
+    """One UTC day's part of the stream's bars (core.day_bars), equal to ``build_day_ref``.
+
+    ``files`` are the segments whose manifest range (``ranges``, the same order) reaches
+    the day; only the trades of the day are built.
+    """
+    for tf in timeframes:
+        timeframe_ms(tf)
+    with _loaded(
+        files,
+        venue=venue,
+        allowed_lateness_ms=allowed_lateness_ms,
+        apply_late=apply_late,
+        ids_contiguous=ids_contiguous,
+        ids_cover=ids_cover,
+        threads=threads,
+        memory_limit=memory_limit,
+    ) as engine:
+        con = engine.con
+        con.register(
+            "seg_range",
+            pa.table(
+                {
+                    "fi": list(range(len(ranges))),
+                    "lo": [r[0] for r in ranges],
+                    "hi": [r[1] for r in ranges],
+                },
+                schema=pa.schema([("fi", pa.int64()), ("lo", pa.int64()), ("hi", pa.int64())]),
+            ),
+        )
+        day = f"(ts - ts % {DAY_MS})"
+        orphans = int(
+            engine._one(
+                f"SELECT count(*) FROM ev JOIN seg_range ON fi = rid >> {_ROW_BITS} "
+                f"WHERE NOT (lo - lo % {DAY_MS} <= {day} AND {day} <= hi - hi % {DAY_MS})"
+            )
+        )
+        con.execute(f"DELETE FROM ev WHERE ts < {day_ms} OR ts >= {day_ms + DAY_MS}")
+        _exclude(engine, exclude_ids)
+        built = {
+            tf: engine.build(tf, venue=venue, symbol=symbol, window=window, range_ms=None)
+            for tf in timeframes
+        }
+        runs = {tf: engine.id_runs(timeframe_ms(tf)) for tf in timeframes}
+        late_index = {
+            tf: engine._column(
+                f"SELECT rid & {_K_MASK} FROM ev WHERE {engine.late(timeframe_ms(tf))} "
+                "ORDER BY seq, rid"
+            )
+            for tf in timeframes
+        }
+    built = _clear_ids(built, ids_ordered)
+    return {
+        tf: DayPart(
+            day_ms=day_ms,
+            result=r,
+            runs=runs[tf],
+            late_index=late_index[tf],
+            orphans=orphans,
+        )
+        for tf, r in built.items()
+    }

@@ -22,6 +22,8 @@ revision is not undone by the next plain build.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,7 @@ from buff_dataplane.core.bars import (
     timeframe_ms,
 )
 from buff_dataplane.core.config import BarConfig
+from buff_dataplane.core.day_bars import DayPart, combine_days, segment_days
 from buff_dataplane.core.errors import ValidationError
 from buff_dataplane.core.ids import StreamId, validate_symbol, validate_venue
 from buff_dataplane.core.venues import id_rules
@@ -45,11 +48,15 @@ from buff_dataplane.pipeline.executors import DEFAULT_EXECUTOR, check_executor, 
 from buff_dataplane.storage.bars_store import ArtifactKey, BarStore, diff_bars
 from buff_dataplane.storage.gap_ledger import ledger_for
 from buff_dataplane.storage.log import RawLog
+from buff_dataplane.storage.manifest import ManifestEntry
 from buff_dataplane.storage.objstore import task_store
 from buff_dataplane.storage.segment import SegmentFiles
 
 ENGINES = ("sql", "reference")
 DEFAULT_ENGINE = "sql"
+# A task per stream, or per (stream, UTC day of exchange time) combined (core.day_bars).
+PARTITIONS = ("stream", "day")
+DEFAULT_PARTITION = "stream"
 # DuckDB spills past this; it keeps a build's RSS bounded however large the log
 # (bench: 10M events peak 1.2 GB with 1GB, 2.7 GB with DuckDB's default of 80% of RAM).
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -99,6 +106,10 @@ class Outcome:
 
 def trade_inputs(log: RawLog, venue: str, symbol: str) -> list[dict[str, Any]]:
     sid = StreamId(venue, "trade", symbol)
+    return _inputs_of(sid, log.manifest(sid))
+
+
+def _inputs_of(sid: StreamId, entries: Sequence[ManifestEntry]) -> list[dict[str, Any]]:
     return [
         {
             "stream_id": str(sid),
@@ -108,7 +119,7 @@ def trade_inputs(log: RawLog, venue: str, symbol: str) -> list[dict[str, Any]]:
             "file_sha256": e.file_sha256,
             "payload_digest": e.payload_digest,
         }
-        for e in log.manifest(sid)
+        for e in entries
     ]
 
 
@@ -200,6 +211,59 @@ def schedule_for(config: BarConfig, timeframe: str) -> tuple[int, int] | None:
     return lo - lo % tf, hi + (-hi) % tf
 
 
+def _engine_setup(
+    engine: str,
+    venue: str,
+    window: tuple[int, int] | None,
+    gaps: Sequence[dict[str, Any]],
+    threads: int | None,
+    memory_limit: str | None,
+) -> tuple[str, tuple[int, int] | None, dict[str, Any]]:
+    """The engine that builds ``venue``, the effective window and the engine's knobs."""
+    rules = id_rules(venue)
+    if engine == "sql" and not rules.ids_ordered:
+        # The SQL engine keys trades by 64-bit ids; UUID ids (Bybit) are 128-bit. Both
+        # engines give the same bars, so the reference builds these (slower, exact).
+        engine = "reference"
+    engine_for(engine)
+    conflicts = [g for g in gaps if g["kind"] == "conflict"]
+    knobs: dict[str, Any] = dict(rules._asdict())
+    if conflicts:
+        knobs["exclude_ids"] = sorted({g["id_from"] for g in conflicts})
+    if engine == "sql":
+        knobs["memory_limit"] = memory_limit or DEFAULT_MEMORY_LIMIT
+        if threads:
+            knobs["threads"] = threads
+    return engine, effective_window(window, gaps), knobs
+
+
+def _by_range(config: BarConfig, timeframes: Sequence[str]) -> list[tuple[Any, list[str]]]:
+    """The timeframes grouped by schedule (the range aligns to each), in a fixed order."""
+    by_range: dict[tuple[int, int] | None, list[str]] = {}
+    for tf in timeframes:
+        by_range.setdefault(schedule_for(config, tf), []).append(tf)
+    return sorted(by_range.items(), key=lambda kv: str(kv[0]))
+
+
+def _with_gap_facts(
+    out: dict[str, BuildResult], gaps: Sequence[dict[str, Any]]
+) -> dict[str, BuildResult]:
+    if not gaps:
+        return out
+    unresolved = [
+        (g["ts_from_ms"], g["ts_to_ms"])
+        for g in gaps
+        if g["kind"] != "conflict" and g.get("status", "UNRESOLVED") == "UNRESOLVED"
+    ]
+    conflicted = [(g["ts_from_ms"], g["ts_to_ms"]) for g in gaps if g["kind"] == "conflict"]
+    return {
+        tf: msgspec.structs.replace(
+            r, bars=apply_gap_facts(r.bars, sorted(unresolved), sorted(conflicted))
+        )
+        for tf, r in out.items()
+    }
+
+
 def run_engine(
     engine: str,
     segments: SegmentFiles,
@@ -215,27 +279,10 @@ def run_engine(
     gaps: Sequence[dict[str, Any]] = (),
 ) -> dict[str, BuildResult]:
     files = [segments.path(i["stream_id"], i["segment"]) for i in inputs]
-    rules = id_rules(venue)
-    if engine == "sql" and not rules.ids_ordered:
-        # The SQL engine keys trades by 64-bit ids; UUID ids (Bybit) are 128-bit. Both
-        # engines give the same bars, so the reference builds these (slower, exact).
-        engine = "reference"
+    engine, window, knobs = _engine_setup(engine, venue, window, gaps, threads, memory_limit)
     build = engine_for(engine)
-    conflicts = [g for g in gaps if g["kind"] == "conflict"]
-    window = effective_window(window, gaps)
-    knobs: dict[str, Any] = {}
-    if conflicts:
-        knobs["exclude_ids"] = sorted({g["id_from"] for g in conflicts})
-    if engine == "sql":
-        knobs["memory_limit"] = memory_limit or DEFAULT_MEMORY_LIMIT
-        if threads:
-            knobs["threads"] = threads
     out: dict[str, BuildResult] = {}
-    # The schedule is per timeframe (the range aligns to each), so group by schedule.
-    by_range: dict[tuple[int, int] | None, list[str]] = {}
-    for tf in timeframes:
-        by_range.setdefault(schedule_for(config, tf), []).append(tf)
-    for range_ms, tfs in sorted(by_range.items(), key=lambda kv: str(kv[0])):
+    for range_ms, tfs in _by_range(config, timeframes):
         out.update(
             build(
                 files,
@@ -245,25 +292,81 @@ def run_engine(
                 allowed_lateness_ms=config.allowed_lateness_ms,
                 apply_late=config.apply_late,
                 window=window,
-                **rules._asdict(),
                 range_ms=range_ms,
                 **knobs,
             )
         )
-    if gaps:
-        unresolved = [
-            (g["ts_from_ms"], g["ts_to_ms"])
-            for g in gaps
-            if g["kind"] != "conflict" and g.get("status", "UNRESOLVED") == "UNRESOLVED"
-        ]
-        conflicted = [(g["ts_from_ms"], g["ts_to_ms"]) for g in conflicts]
-        out = {
-            tf: msgspec.structs.replace(
-                r, bars=apply_gap_facts(r.bars, sorted(unresolved), sorted(conflicted))
+    return _with_gap_facts(out, gaps)
+
+
+def run_day_engine(
+    engine: str,
+    segments: SegmentFiles,
+    inputs: list[dict[str, Any]],
+    ranges: Sequence[tuple[int, int]],
+    day_ms: int,
+    *,
+    venue: str,
+    symbol: str,
+    timeframes: Sequence[str],
+    config: BarConfig,
+    window: tuple[int, int] | None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    gaps: Sequence[dict[str, Any]] = (),
+) -> dict[str, DayPart]:
+    """One UTC day's parts of the stream's bars (core.day_bars): ``inputs`` are the
+    segments whose manifest exchange-time range (``ranges``) reaches the day."""
+    files = [segments.path(i["stream_id"], i["segment"]) for i in inputs]
+    engine, window, knobs = _engine_setup(engine, venue, window, gaps, threads, memory_limit)
+    if engine == "sql":
+        from buff_dataplane.pipeline.bars_sql import build_day_sql as build_day
+    else:
+        from buff_dataplane.pipeline.bars_ref import build_day_ref as build_day  # type: ignore[assignment]
+    return build_day(
+        files,
+        list(ranges),
+        day_ms,
+        venue=venue,
+        symbol=symbol,
+        timeframes=timeframes,
+        allowed_lateness_ms=config.allowed_lateness_ms,
+        apply_late=config.apply_late,
+        window=window,
+        **knobs,
+    )
+
+
+def combine_day_parts(
+    parts: Sequence[dict[str, DayPart]],
+    *,
+    venue: str,
+    symbol: str,
+    timeframes: Sequence[str],
+    config: BarConfig,
+    window: tuple[int, int] | None,
+    gaps: Sequence[dict[str, Any]] = (),
+) -> dict[str, BuildResult] | None:
+    """What run_engine returns for the whole stream, from the parts of every day (sorted
+    by day); None when a timeframe cannot be combined exactly (core.day_bars)."""
+    window = effective_window(window, gaps)
+    ids_contiguous = id_rules(venue).ids_contiguous
+    out: dict[str, BuildResult] = {}
+    for range_ms, tfs in _by_range(config, timeframes):
+        for tf in tfs:
+            result = combine_days(
+                [p[tf] for p in parts],
+                venue=venue,
+                symbol=symbol,
+                timeframe=tf,
+                window=window,
+                range_ms=range_ms,
+                ids_contiguous=ids_contiguous,
             )
-            for tf, r in out.items()
-        }
-    return out
+            if result is None:
+                return None
+            out[tf] = result
+    return _with_gap_facts(out, gaps)
 
 
 def _status_counts(bars: list[Bar]) -> dict[str, int]:
@@ -315,14 +418,22 @@ def canonicalize(
     executor: str = DEFAULT_EXECUTOR,
     workers: int | None = None,
     address: str | None = None,
+    partition: str = DEFAULT_PARTITION,
 ) -> list[Outcome]:
     """Build and publish bars; ``overrides`` are BarConfig fields given on the command line.
 
     Each symbol's build is a partition task run by ``executor`` (pipeline.executors);
-    revisions are published here, in sorted order, after every build has returned.
+    revisions are published here, in sorted order, after every build has returned. With
+    ``partition="day"`` a symbol's build is one task per UTC day of exchange time, whose
+    parts are combined in (symbol, day) order into the same bars (core.day_bars); a symbol
+    whose days cannot be combined exactly is built whole, as with ``"stream"``.
     """
     validate_venue(venue)
     check_executor(executor, workers)
+    if partition not in PARTITIONS:
+        raise ValidationError(
+            f"unknown partition {partition!r}: expected one of {', '.join(PARTITIONS)}"
+        )
     for tf in timeframes:
         timeframe_ms(tf)
     if len(set(timeframes)) != len(timeframes):
@@ -354,6 +465,8 @@ def canonicalize(
         for plan in plans:
             progress(f"{venue}/{plan.symbol}: building {', '.join(plan.configs)}")
     results: dict[tuple[str, str], BuildResult] = {}
+    if partition == "day":
+        tasks = _build_by_day(plans, tasks, results, executor, workers, address)
     for task, built in zip(
         tasks,
         map_partitions(_build, tasks, executor=executor, workers=workers, address=address),
@@ -381,12 +494,78 @@ def canonicalize(
     return outcomes
 
 
+def _build_by_day(
+    plans: Sequence[_SymbolPlan],
+    tasks: list[_BuildTask],
+    results: dict[tuple[str, str], BuildResult],
+    executor: str,
+    workers: int | None,
+    address: str | None,
+) -> list[_BuildTask]:
+    """Build ``tasks`` by UTC day into ``results``; return the tasks to build whole."""
+    ranges = {plan.symbol: plan.ranges for plan in plans}
+    whole: list[_BuildTask] = []
+    split: list[tuple[_BuildTask, list[_DayTask]]] = []
+    for task in tasks:
+        day_tasks = _day_tasks(task, ranges[task.symbol])
+        if day_tasks is None:
+            whole.append(task)
+        else:
+            split.append((task, day_tasks))
+    flat = [d for _, days in split for d in days]  # sorted (symbol, config, day)
+    parts = iter(
+        map_partitions(_build_day, flat, executor=executor, workers=workers, address=address)
+    )
+    for task, days in split:
+        combined = combine_day_parts(
+            [next(parts) for _ in days],
+            venue=task.venue,
+            symbol=task.symbol,
+            timeframes=task.timeframes,
+            config=task.config,
+            window=task.window,
+            gaps=task.gaps,
+        )
+        if combined is None:
+            whole.append(task)  # the days cannot give the whole build exactly
+            continue
+        for tf, result in combined.items():
+            results[(task.symbol, tf)] = result
+    return whole
+
+
+def _day_tasks(
+    task: _BuildTask, ranges: Sequence[tuple[int | None, int | None]]
+) -> list[_DayTask] | None:
+    """One task per UTC day a segment's exchange-time range reaches, each given those
+    segments; None when the stream is built whole: no segments, a segment without
+    exchange times, or segments whose seq ranges overlap (the order of trades across
+    segments would then rest on more than ``(ts, ingest_seq, index)``)."""
+    known = [(lo, hi) for lo, hi in ranges if lo is not None and hi is not None]
+    if not task.inputs or len(known) != len(ranges):
+        return None
+    seqs = sorted((i["seq_from"], i["seq_to"]) for i in task.inputs)
+    if any(b[0] <= a[1] for a, b in itertools.pairwise(seqs)):
+        return None
+    days = sorted({d for lo, hi in known for d in segment_days(lo, hi)})
+    out = []
+    for day in days:
+        mine = [(i, r) for i, r in zip(task.inputs, known, strict=True) if day in segment_days(*r)]
+        out.append(
+            _DayTask(
+                dataclasses.replace(task, inputs=[i for i, _ in mine]), day, [r for _, r in mine]
+            )
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class _SymbolPlan:
     """What one symbol's build reads and publishes against (made in this process)."""
 
     symbol: str
     inputs: list[dict[str, Any]]
+    ranges: list[tuple[int | None, int | None]]  # each input's exchange-time range
     window_in: list[dict[str, Any]]
     window: tuple[int, int] | None
     gaps_in: list[dict[str, Any]]
@@ -404,7 +583,10 @@ def _plan(
     timeframes: Sequence[str],
     overrides: dict[str, Any] | None,
 ) -> _SymbolPlan:
-    inputs = trade_inputs(log, venue, symbol)
+    sid = StreamId(venue, "trade", symbol)
+    entries = log.manifest(sid)
+    inputs = _inputs_of(sid, entries)
+    ranges = [(e.ts_exchange_min, e.ts_exchange_max) for e in entries]
     window_in = window_inputs(log, venue, symbol)
     keys = [
         ArtifactKey(venue, symbol, tf) for tf in sorted(timeframes, key=lambda tf: TIMEFRAMES[tf])
@@ -419,7 +601,7 @@ def _plan(
     for tf, cfg in configs.items():
         by_config.setdefault(cfg, []).append(tf)
     return _SymbolPlan(
-        symbol, inputs, window_in, window_of(window_in), gap_inputs(log, venue, symbol),
+        symbol, inputs, ranges, window_in, window_of(window_in), gap_inputs(log, venue, symbol),
         keys, parents, configs, by_config,
     )  # fmt: skip
 
@@ -454,6 +636,35 @@ def _build(task: _BuildTask) -> dict[str, BuildResult]:
             window=task.window,
             threads=task.threads,
             gaps=task.gaps,
+        )
+
+
+@dataclass(frozen=True)
+class _DayTask:
+    """One UTC day of a partition's bar build (core.day_bars), picklable."""
+
+    build: _BuildTask  # its inputs: the segments whose exchange-time range reaches the day
+    day_ms: int
+    ranges: list[tuple[int, int]]  # each input's exchange-time range (manifest)
+
+
+def _build_day(task: _DayTask) -> dict[str, DayPart]:
+    """A pure partition task: one UTC day's parts of one symbol and config's bars."""
+    b = task.build
+    with SegmentFiles(task_store(b.data)) as segments:
+        return run_day_engine(
+            b.engine,
+            segments,
+            b.inputs,
+            task.ranges,
+            task.day_ms,
+            venue=b.venue,
+            symbol=b.symbol,
+            timeframes=b.timeframes,
+            config=b.config,
+            window=b.window,
+            threads=b.threads,
+            gaps=b.gaps,
         )
 
 
