@@ -54,12 +54,14 @@ class Target:
 
     ``data`` is None for a fresh local temp directory, else a store URL (``s3://...``)
     whose log is written through a local state directory. The digests must not depend on
-    either: tests/test_golden_targets.py builds every case on each combination.
+    either, nor on ``partition``: tests/test_golden_targets.py builds every case on each
+    combination, tests/pipeline/test_day_partitions.py with day partitions.
     """
 
     data: str | None = None
     executor: str = "serial"
     workers: int | None = None
+    partition: str = "stream"  # canonicalize's tasks: per stream, or per (stream, UTC day)
 
 
 def _open(target: Target, data: Path, *, readonly: bool = False) -> RawLog:
@@ -161,6 +163,7 @@ def _build_bars(
         engine=ENGINES[0],
         executor=target.executor,
         workers=target.workers,
+        partition=target.partition,
     )
     log.close()
     for o in outcomes:

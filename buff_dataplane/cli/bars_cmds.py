@@ -99,6 +99,12 @@ def canonicalize_cmd(
     executor: ExecutorOpt = DEFAULT_EXECUTOR,
     workers: WorkersOpt = None,
     address: AddressOpt = None,
+    partition: Annotated[
+        str,
+        typer.Option(
+            help="Task per trade stream, or per (stream, UTC day) combined into the same bars."
+        ),
+    ] = "stream",
     as_json: JsonOpt = False,
 ) -> int:
     """Build OHLCV bars from the raw log into new revisions (only where something changed).
@@ -138,6 +144,7 @@ def canonicalize_cmd(
                 executor=executor,
                 workers=workers,
                 address=address,
+                partition=partition,
             )
     if as_json:
         print_json({"artifacts": [o.to_dict() for o in outcomes]})
