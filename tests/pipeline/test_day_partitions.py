@@ -218,16 +218,18 @@ def test_a_multi_day_log_gives_the_same_bars_by_day_and_by_stream(tmp_path, caps
     combined = _spy_combine(monkeypatch)
     _write_multi_day(tmp_path / "stream")
     shutil.copytree(tmp_path / "stream", tmp_path / "day")
+    results = []
     for extra in ([], ["--apply-late"], ["--no-apply-late", "--lateness-ms", "0"]):
         stream = _canonicalize(capsys, tmp_path / "stream", "--executor", "serial", *extra)
         day = _canonicalize(
             capsys, tmp_path / "day", "--partition", "day", "--executor", "process", *extra
         )
         assert day == stream, extra
+        results.append(stream)
         assert _all_bars(tmp_path / "day") == _all_bars(tmp_path / "stream")
     # BTC came from five days' parts; ETH's cross-day conflict made it a whole-stream build.
     assert set(combined) == {("BTC-USDT-PERP", 5, True), ("ETH-USDT-PERP", 5, False)}
-    first = {a["artifact"]: a for a in stream}
+    first = {a["artifact"]: a for a in results[0]}  # lateness 2s, late left out
     btc, eth = first["binance-usdm/BTC-USDT-PERP/1m"], first["binance-usdm/ETH-USDT-PERP/1m"]
     assert btc["status_counts"].keys() >= {"COMPLETE", "EMPTY", "GAP_UNRESOLVED"}
     assert btc["late_candidates"] == 2 and btc["duplicates"] == 2
