@@ -18,6 +18,11 @@ inputs and config write nothing; otherwise a new revision is published with a re
 
 Options left unset are inherited from the latest revision's config, so a late-data
 revision is not undone by the next plain build.
+
+A build task is one stream (``partition="stream"``), or one stream and UTC day of exchange
+time (``"day"``) whose parts are combined into the same bars (core.day_bars; a stream the
+days cannot give exactly is built whole). Either way the revision records the stream's
+inputs, and replay rebuilds it whole.
 """
 
 from __future__ import annotations
