@@ -24,6 +24,7 @@ from buff_dataplane.core.day_bars import DAY_MS, DayPart, combine_days, segment_
 from buff_dataplane.pipeline.bars_ref import build_bars_ref, build_day_ref
 from buff_dataplane.pipeline.bars_sql import build_day_sql
 from buff_dataplane.pipeline.canonicalize import canonicalize
+from buff_dataplane.pipeline.executors import executor_session
 from buff_dataplane.sim import kraken
 from buff_dataplane.sim.binance_usdm import agg_trade_message
 from buff_dataplane.sim.tape import TapeSpec, TapeTrade, generate
@@ -128,13 +129,15 @@ def test_day_parts_combine_into_the_whole_stream_build(scenario, data):
                 assert combined[tf] == want, tf
 
 
-def test_golden_cases_give_their_digests_with_day_partitions():
+@pytest.mark.parametrize("executor", ["serial", "dask"])
+def test_golden_cases_give_their_digests_with_day_partitions(executor):
     """Every golden case built (captured, back-filled, late applied, ledger facts) with a
     task per (stream, UTC day): the committed digests, and replay (per stream) agrees."""
     expected = json.loads(check.DIGESTS.read_text())
-    for name in sorted(CASES):
-        target = check.Target(partition="day")
-        assert check.digests_of(name, target) == expected[name], name
+    with executor_session(executor, workers=2):
+        for name in sorted(CASES):
+            target = check.Target(executor=executor, workers=2, partition="day")
+            assert check.digests_of(name, target) == expected[name], name
 
 
 D0 = T0 + 10 * DAY_MS  # a UTC midnight
