@@ -8,34 +8,38 @@ against the manifest line; and that an unsealed journal decodes and continues th
 
 The same checks run over a log whose sealed data is in an object store
 (``verify_log(store, state_dir=...)``): the manifest chain and segments are read
-through the store (segments streamed for their SHA-256, Parquet by ranged reads), keys
+through the store (a segment with one GET: hashed, then decoded from memory), keys
 under ``log/`` that are neither a manifest entry, a manifest checkpoint nor a segment
 are stray, and journals are checked in the local state directory when one is given.
 The manifest is read from its entries alone (never from a checkpoint), and every
 checkpoint (``manifest-checkpoints/<N>.jsonl``, and the gap ledger's) must equal the
 first N entries byte for byte: a difference is a ``checkpoint_mismatch`` fault.
 
-Streams, and files or keys under ``log/`` that belong to no stream, are found here; each
-stream is then verified by a pure partition task (:func:`verify_stream_task`, run by
-``executor``: see :mod:`buff_dataplane.pipeline.executors`) that opens the store itself
-from its path or URL, and the results are combined in stream order, so the report is
-the same whatever ran them.
+Streams, and files or keys under ``log/`` that belong to no stream, are found here. Then
+two maps of pure partition tasks run (by ``executor``: see
+:mod:`buff_dataplane.pipeline.executors`), each opening the store itself from its path or
+URL: per stream, its chain, files and journal (:func:`verify_stream_task`); then per
+stream and UTC day, that day's segments (:func:`verify_day_task`: a segment is sealed
+within one UTC day of ingest). Results are combined in (stream, day) order, so the
+report is the same whatever ran them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from buff_dataplane.core.errors import BuffError, ValidationError
+from buff_dataplane.core.events import MS_PER_DAY
 from buff_dataplane.core.ids import StreamId
-from buff_dataplane.pipeline.executors import check_executor, map_partitions
+from buff_dataplane.pipeline.executors import check_executor, executor_session, map_partitions
 from buff_dataplane.storage import layout
 from buff_dataplane.storage.journal import JournalReader
 from buff_dataplane.storage.manifest import ManifestEntry, chain_where, manifest_of_chain
@@ -130,6 +134,18 @@ class StreamResult:
     verified_rows: int  # manifest rows of the segments checked: the progress unit
     faults: tuple[Fault, ...]
     notes: tuple[str, ...]
+    deferred: tuple[ManifestEntry, ...] = ()  # present segments, checked by day tasks
+
+
+@dataclass(frozen=True)
+class DayTask:
+    """The segments of one stream sealed on one UTC day (of ingest: a segment never
+    spans two), checked one by one: the heavy half of verify-log, a partition task."""
+
+    where: Path | str
+    sid: StreamId
+    day: int  # days since the epoch
+    entries: tuple[ManifestEntry, ...]
 
 
 def verify_log(
@@ -165,15 +181,26 @@ def verify_log(
         report = VerifyReport(str(root))
         tasks = _discover_directory(Path(root), report)
         store = LocalStore(Path(root), fsync=False)
-    results: Iterable[StreamResult]
-    if executor == "serial":  # in this process, with the caller's store: progress is live
-        results = (_verify_one(task, store) for task in tasks)
-    elif tasks:
-        results = map_partitions(
-            verify_stream_task, tasks, executor=executor, workers=workers, address=address
-        )
-    else:
-        results = []
+    # Two maps, each combined in partition order: per stream, the chain, the files and the
+    # journal (light); then per stream and UTC day, that day's segments (the hashing and
+    # decoding). One pool or cluster serves both.
+    streams: list[StreamResult]
+    days: list[StreamResult]
+    with executor_session(executor, workers=workers, address=address):
+        if executor == "serial":  # in this process, with the caller's store
+            streams = [_verify_one(task, store) for task in tasks]
+        else:
+            streams = _mapped(verify_stream_task, tasks, executor, workers, address)
+        day_tasks = [
+            DayTask(task.where, result.sid, day, entries)
+            for task, result in zip(tasks, streams, strict=True)
+            for day, entries in _by_day(result.deferred)
+        ]
+        if executor == "serial":
+            days = [_verify_day(task, store) for task in day_tasks]
+        else:
+            days = _mapped(verify_day_task, day_tasks, executor, workers, address)
+    results: Iterable[StreamResult] = [*streams, *days]
     if isinstance(root, ObjectStore) and not isinstance(root, LocalStore):
         from buff_dataplane.storage.gap_ledger import LEDGER_CHAIN
 
@@ -181,18 +208,63 @@ def verify_log(
         if keys:  # the ledger is read only if it has checkpoints to check
             data = root.chain_read(LEDGER_CHAIN, use_checkpoints=False).data
             report.faults.extend(_check_checkpoints(root, keys, data))
-    for result in results:  # in stream order, never completion order
-        report.streams += 1
+    report.streams = len(streams)
+    for result in results:  # in partition order, never completion order
         report.segments += result.segments
         report.events += result.events
         report.segment_bytes += result.segment_bytes
         report.unsealed_events += result.unsealed_events
         report.faults.extend(result.faults)
         report.notes.extend(result.notes)
-        if progress is not None:
+        if progress is not None and result.verified_rows:
             progress(result.verified_rows)
     report.faults.sort()
     return report
+
+
+def _mapped(
+    fn: Callable[[Any], StreamResult],
+    tasks: Sequence[Any],
+    executor: str,
+    workers: int | None,
+    address: str | None,
+) -> list[StreamResult]:
+    if not tasks:
+        return []  # no pool or cluster for nothing
+    return map_partitions(fn, tasks, executor=executor, workers=workers, address=address)
+
+
+def _by_day(entries: Iterable[ManifestEntry]) -> list[tuple[int, tuple[ManifestEntry, ...]]]:
+    """``entries`` grouped by the UTC day of their first ingest time, in day order."""
+    days: dict[int, list[ManifestEntry]] = {}
+    for entry in entries:
+        days.setdefault(entry.ts_ingest_min // MS_PER_DAY, []).append(entry)
+    return [(day, tuple(days[day])) for day in sorted(days)]
+
+
+def verify_day_task(task: DayTask) -> StreamResult:
+    """The partition task: open the store from ``task.where``, check one day's segments."""
+    if isinstance(task.where, Path):
+        store: ObjectStore = LocalStore(task.where, fsync=False)
+    else:
+        store = task_store(task.where)
+    return _verify_day(task, store)
+
+
+def _verify_day(task: DayTask, store: ObjectStore) -> StreamResult:
+    part = VerifyReport(f"{task.sid} day {task.day}")
+    for entry in task.entries:
+        _verify_segment(task.sid, store, layout.segment_key(task.sid, entry.segment), entry, part)
+    return StreamResult(
+        sid=task.sid,
+        segments=part.segments,
+        events=part.events,
+        segment_bytes=part.segment_bytes,
+        unsealed_events=0,
+        verified_rows=sum(e.rows for e in task.entries),
+        faults=tuple(part.faults),
+        notes=tuple(part.notes),
+    )
 
 
 def verify_stream_task(task: StreamTask) -> StreamResult:
@@ -205,23 +277,22 @@ def verify_stream_task(task: StreamTask) -> StreamResult:
 
 
 def _verify_one(task: StreamTask, store: ObjectStore) -> StreamResult:
+    """A stream's chain, files and journal; its present segments are left to day tasks."""
     part = VerifyReport(str(task.sid))
-    rows = 0
-
-    def count(n: int) -> None:
-        nonlocal rows
-        rows += n
-
-    _verify_sealed(task.sid, store, task.present, task.journal, part, count, task.checkpoints)
+    deferred: list[ManifestEntry] = []
+    _verify_sealed(
+        task.sid, store, task.present, task.journal, part, None, task.checkpoints, deferred
+    )
     return StreamResult(
         sid=task.sid,
         segments=part.segments,
         events=part.events,
         segment_bytes=part.segment_bytes,
         unsealed_events=part.unsealed_events,
-        verified_rows=rows,
+        verified_rows=0,
         faults=tuple(part.faults),
         notes=tuple(part.notes),
+        deferred=tuple(deferred),
     )
 
 
@@ -321,8 +392,10 @@ def _verify_sealed(
     report: VerifyReport,
     progress: Progress | None,
     checkpoints: tuple[str, ...] = (),
+    deferred: list[ManifestEntry] | None = None,
 ) -> None:
     """Check a stream's chain and segments; ``present`` maps segment names to where.
+    With ``deferred``, the present segments are listed there instead of checked.
 
     The chain is read from its entries alone; each of ``checkpoints`` (keys) must be
     the bytes of as many leading entries as its name says.
@@ -369,6 +442,9 @@ def _verify_sealed(
                     f"manifest line {entry.index} names it (seq {entry.seq_from}..{entry.seq_to})",
                 )
             )
+            continue
+        if deferred is not None:
+            deferred.append(entry)
             continue
         _verify_segment(sid, store, key, entry, report)
         if progress is not None:

@@ -1,4 +1,5 @@
-"""verify-log as a partition-parallel job: one task per stream, combined in stream order.
+"""verify-log as a partition-parallel job: a task per stream (chain, files, journal), then
+one per stream and UTC day (its segments), combined in (stream, day) order.
 
 The same tampered log, local and on S3 (moto on loopback), verified serially, by a
 process pool and by a local Dask cluster gives the same report, fault for fault.
@@ -218,3 +219,41 @@ def test_a_worker_builds_one_store_per_url_and_environment(s3_log, aws_env, monk
     assert task_store(store.url()) is first
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     assert task_store(store.url()) is not first
+
+
+DAY_MS = 86_400_000
+
+
+def test_segments_are_checked_by_stream_and_day_in_that_order(tmp_path):
+    """Three UTC days of two streams, one segment forged on the second day: each executor
+    names the same fault and reports progress per (stream, day), in that order."""
+    root = tmp_path / "data"
+    with open_log(root, CFG) as log:
+        for stream, n in ((BTC, 12), (ETH, 7)):
+            w = log.writer(stream)
+            for day in range(3):
+                for i in range(n):
+                    t = T0 + day * DAY_MS + i
+                    w.append(b"d%d-%d" % (day, i), t, t + 100)
+    entry = next(  # BTC's first segment of the second day
+        e
+        for e in open_log(root, readonly=True).manifest(StreamId.parse(BTC))
+        if e.ts_ingest_min // DAY_MS == (T0 + DAY_MS + 100) // DAY_MS
+    )
+    seg = root / layout.stream_dir(Path(), StreamId.parse(BTC)) / "segments" / entry.segment
+    data = seg.read_bytes()
+    seg.chmod(0o644)
+    seg.write_bytes(_forged(data, 0))
+    reports = {}
+    for executor, workers in [("serial", None), *PARALLEL]:
+        seen: list[int] = []
+        report = verify_log(root, seen.append, executor=executor, workers=workers)
+        reports[executor] = (report.to_dict(), seen)
+    serial, seen = reports["serial"]
+    assert all(r == reports["serial"] for r in reports.values())
+    # BTC's three days, then ETH's: 12 and 7 events a day (segments of at most 10).
+    assert seen == [12, 12, 12, 7, 7, 7]
+    kinds = sorted({f["kind"] for f in serial["faults"]})
+    assert kinds == ["file_hash_mismatch", "payload_hash_mismatch"]
+    assert all(entry.segment in f["path"] for f in serial["faults"])
+    assert serial["streams"] == 2 and serial["events"] == 57
