@@ -69,10 +69,7 @@ def build_bars_ref(
     ids_ordered: bool = True,
     ids_cover: bool = False,
 ) -> dict[str, BuildResult]:
-    events = read_trade_events(files, venue)
-    if exclude_ids:  # trades in an unresolved conflict: no version is used
-        drop = set(exclude_ids)
-        events = [e for e in events if e.trade.trade_id not in drop]
+    events = _without(read_trade_events(files, venue), exclude_ids)
     return build_bars_ref_events(
         events,
         venue=venue,
@@ -86,6 +83,14 @@ def build_bars_ref(
         ids_ordered=ids_ordered,
         ids_cover=ids_cover,
     )
+
+
+def _without(events: list[TradeEvent], exclude_ids: Sequence[int]) -> list[TradeEvent]:
+    """``events`` less the trades of an unresolved conflict (no version is used)."""
+    if not exclude_ids:
+        return events
+    drop = set(exclude_ids)
+    return [e for e in events if e.trade.trade_id not in drop]
 
 
 def build_bars_ref_events(
@@ -144,10 +149,7 @@ def build_day_ref(
     events = read_trade_events(files, venue)
     seg_range = {Path(p).name: r for p, r in zip(files, ranges, strict=True)}
     orphans = sum(is_orphan(e.trade.ts_ms, seg_range[e.segment]) for e in events)
-    events = [e for e in events if day_of(e.trade.ts_ms) == day_ms]
-    if exclude_ids:
-        drop = set(exclude_ids)
-        events = [e for e in events if e.trade.trade_id not in drop]
+    events = _without([e for e in events if day_of(e.trade.ts_ms) == day_ms], exclude_ids)
     built = build_bars_ref_events(
         events,
         venue=venue,

@@ -201,3 +201,11 @@ def test_a_dask_worker_killed_mid_canonicalize_still_gives_the_same_digests(
     assert dask == serial and len(dask) == 6
     argv = ["replay", "--verify", "--data", str(tmp_path / "dask"), "--executor", "serial"]
     assert main(argv) == 0
+
+
+def test_an_unknown_partition_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    _log(tmp_path / "d")
+    assert main(["canonicalize", "--data", str(tmp_path / "d"), "--partition", "week"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown partition 'week'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "d" / "bars").exists()
